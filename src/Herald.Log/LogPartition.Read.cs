@@ -1,0 +1,200 @@
+using System.Runtime.CompilerServices;
+using Herald.Log.Batches;
+using Herald.Log.Segments;
+
+namespace Herald.Log;
+
+public sealed partial class LogPartition
+{
+    /// <summary>The default and the largest read size a single read returns (beyond one batch).</summary>
+    public const int DefaultReadBytes = 1024 * 1024;
+
+    /// <summary>Reads whole batches starting with the one that holds <paramref name="offset"/>, up
+    /// to about <paramref name="maxBytes"/> (always at least one whole batch when any is there).
+    /// Every batch returned has passed its CRC check; a damaged one stops the partition's reads
+    /// at that point with a <see cref="LogCorruptionException"/> naming file and byte offset.</summary>
+    public LogReadResult Read(long offset, int maxBytes = DefaultReadBytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxBytes);
+        for (var attempt = 0; attempt < 16; attempt++)
+        {
+            var end = EndOffset;
+            var segments = Volatile.Read(ref _segments);
+            var start = segments[0].BaseOffset;
+            if (offset < start || offset > end) throw new OffsetOutOfRangeException(Topic, Id, offset, start, end);
+            ThrowIfCorruptAt(offset);
+            if (offset == end) return new LogReadResult(ReadOnlyMemory<byte>.Empty, offset, offset);
+            var retired = false;
+            for (var i = FindSegment(segments, offset); i < segments.Length; i++)
+            {
+                var segment = segments[i];
+                if (!segment.TryAcquire()) { retired = true; break; }
+                try
+                {
+                    if (ReadFromSegment(segment, offset, maxBytes) is { } result) return result;
+                }
+                finally
+                {
+                    segment.Release();
+                }
+            }
+            if (!retired) return new LogReadResult(ReadOnlyMemory<byte>.Empty, offset, offset);
+        }
+        throw new LogClosedException($"partition {this} (its segments kept changing under the read)");
+    }
+
+    private static int FindSegment(Segment[] segments, long offset)
+    {
+        int lo = 0, hi = segments.Length - 1, found = 0;
+        while (lo <= hi)
+        {
+            var mid = (lo + hi) >>> 1;
+            if (segments[mid].BaseOffset <= offset) { found = mid; lo = mid + 1; }
+            else hi = mid - 1;
+        }
+        return found;
+    }
+
+    private LogReadResult? ReadFromSegment(Segment segment, long offset, int maxBytes)
+    {
+        var limit = segment.CommittedSize;
+        long position = segment.Index.LookupOffset(offset);
+        Span<byte> head = stackalloc byte[RecordBatch.HeaderSize];
+        RecordBatchHeader header = default;
+        // Bounded scan: at most one index interval of batches lies between an entry and the target.
+        while (true)
+        {
+            if (position >= limit) return null;
+            if (limit - position < RecordBatch.HeaderSize || !segment.File.ReadExactly(head, position))
+                throw Corrupt(segment, position, offset, $"{limit - position} bytes remain, less than a batch header");
+            header = RecordBatch.ReadHeader(head);
+            if (header.Magic != RecordBatch.CurrentMagic || header.TotalSize < RecordBatch.HeaderSize
+                || header.TotalSize > _options.MaxBatchBytes || position + header.TotalSize > limit)
+                throw Corrupt(segment, position, offset, $"batch header is damaged (length {header.Length}, magic {header.Magic})");
+            if (header.NextOffset > offset) break;
+            position += header.TotalSize;
+        }
+
+        var length = (int)Math.Min(limit - position, Math.Max(maxBytes, header.TotalSize));
+        var buffer = new byte[length];
+        if (!segment.File.ReadExactly(buffer, position))
+            throw Corrupt(segment, position, header.BaseOffset, "the file is shorter than its committed size");
+        var used = 0;
+        var next = offset;
+        while (length - used >= RecordBatch.HeaderSize)
+        {
+            var size = RecordBatch.TotalSize(buffer.AsSpan(used));
+            if (size < RecordBatch.HeaderSize || used + size > length) break;
+            if (RecordBatch.Validate(buffer.AsSpan(used, (int)size), _options.MaxBatchBytes) is { } error)
+            {
+                var at = RecordBatch.ReadHeader(buffer.AsSpan(used));
+                var corrupt = Corrupt(segment, position + used + error.Position, Math.Max(next, at.BaseOffset), $"{error.Field}: {error.Reason}");
+                if (used == 0) throw corrupt;
+                break;
+            }
+            next = RecordBatch.ReadHeader(buffer.AsSpan(used)).NextOffset;
+            used += (int)size;
+        }
+        return new LogReadResult(buffer.AsMemory(0, used), offset, next);
+    }
+
+    private LogCorruptionException Corrupt(Segment segment, long position, long fromOffset, string reason)
+    {
+        var error = new LogCorruptionException(segment.LogPath, position, reason);
+        MarkCorrupt(error, fromOffset);
+        return error;
+    }
+
+    /// <summary>Completes once a record at or after <paramref name="offset"/> is readable.</summary>
+    public async ValueTask WaitForDataAsync(long offset, CancellationToken cancellationToken = default)
+    {
+        while (true)
+        {
+            var signal = Volatile.Read(ref _dataArrived);
+            if (EndOffset > offset) return;
+            await signal.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The records from <paramref name="fromOffset"/> on, following the end of the log
+    /// (waiting for new records) until cancelled.</summary>
+    public async IAsyncEnumerable<LogRecord> ReadRecordsAsync(long fromOffset, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var offset = fromOffset;
+        var records = new List<LogRecord>();
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var read = Read(offset);
+            if (read.IsEmpty)
+            {
+                await WaitForDataAsync(offset, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+            records.Clear();
+            read.DecodeRecords(records);
+            foreach (var record in records) yield return record;
+            offset = read.NextOffset;
+        }
+    }
+
+    /// <summary>The first offset whose record timestamp is at or after <paramref name="timestampMs"/>,
+    /// or null when every record is older. A binary search over segments (by their running
+    /// newest timestamp) and over the chosen segment's time index, then a bounded scan.</summary>
+    public long? FindOffsetByTimestamp(long timestampMs)
+    {
+        var segments = Volatile.Read(ref _segments);
+        var runningMax = new long[segments.Length];
+        long max = long.MinValue;
+        for (var i = 0; i < segments.Length; i++) runningMax[i] = max = Math.Max(max, segments[i].MaxTimestamp);
+        int lo = 0, hi = segments.Length - 1, first = -1;
+        while (lo <= hi)
+        {
+            var mid = (lo + hi) >>> 1;
+            if (runningMax[mid] >= timestampMs) { first = mid; hi = mid - 1; }
+            else lo = mid + 1;
+        }
+        if (first < 0) return null;
+        for (var i = first; i < segments.Length; i++)
+        {
+            var segment = segments[i];
+            if (!segment.TryAcquire()) return FindOffsetByTimestamp(timestampMs);
+            try
+            {
+                if (FindInSegment(segment, timestampMs) is { } found) return found;
+            }
+            finally
+            {
+                segment.Release();
+            }
+        }
+        return null;
+    }
+
+    private long? FindInSegment(Segment segment, long timestampMs)
+    {
+        var limit = segment.CommittedSize;
+        long position = segment.Index.LookupTime(timestampMs);
+        Span<byte> head = stackalloc byte[RecordBatch.HeaderSize];
+        while (position + RecordBatch.HeaderSize <= limit && segment.File.ReadExactly(head, position))
+        {
+            var header = RecordBatch.ReadHeader(head);
+            if (header.TotalSize < RecordBatch.HeaderSize || position + header.TotalSize > limit)
+                throw Corrupt(segment, position, header.BaseOffset, $"batch length {header.Length} is damaged");
+            if (header.MaxTimestamp >= timestampMs)
+            {
+                ThrowIfCorruptAt(header.BaseOffset);
+                var batch = new byte[header.TotalSize];
+                if (!segment.File.ReadExactly(batch, position) || RecordBatch.Validate(batch, _options.MaxBatchBytes) is not null)
+                    throw Corrupt(segment, position, header.BaseOffset, "batch failed validation during a timestamp lookup");
+                if (header.Compression != 0) return header.BaseOffset;
+                var records = new List<LogRecord>(header.RecordCount);
+                RecordBatchRecords.Decode(batch, 0, records);
+                foreach (var r in records)
+                    if (r.TimestampMs >= timestampMs) return r.Offset;
+            }
+            position += header.TotalSize;
+        }
+        return null;
+    }
+}

@@ -1,0 +1,312 @@
+using Herald.Log.Batches;
+using Herald.Log.Partitions;
+using Herald.Log.Segments;
+
+namespace Herald.Log;
+
+public sealed partial class LogPartition
+{
+    private readonly RecordBatchBuilder _builder = new();
+    private byte[] _buffer = [];
+    private int _bufferUsed;
+    private int _groupFirstNewSegment = -1; // index of the first segment the current group created
+    private long _unsyncedBytes;       // AckOnWrite: written since the last fsync
+    private long _lastSyncTicks;
+    private Exception? _fault;         // a failed write or fsync: reopen before the next append
+    private readonly List<Segment> _touched = new(2);
+
+    /// <summary>The writer thread: takes everything pending, encodes it into batches, writes them
+    /// with one write per buffer, fsyncs once, then acknowledges all of it (group commit).</summary>
+    private void WriterLoop()
+    {
+        var group = new List<AppendRequest>(256);
+        _buffer = new byte[Math.Max(1 << 20, _options.MaxBatchBytes * 2)];
+        _lastSyncTicks = _time.GetTimestamp();
+        try
+        {
+            while (true)
+            {
+                TaskCompletionSource? freed;
+                lock (_gate)
+                {
+                    while (_pending.Count == 0 && !_closing)
+                    {
+                        var wait = FlushWaitMilliseconds();
+                        if (wait == 0) break;
+                        _writerWaiting = true;
+                        Monitor.Wait(_gate, wait);
+                        _writerWaiting = false;
+                    }
+                    if (_pending.Count == 0 && _closing) break;
+                    (_pending, group) = (group, _pending);
+                    _pendingBytes = 0;
+                    freed = _spaceFreed;
+                    _spaceFreed = null;
+                }
+                freed?.TrySetResult();
+                if (group.Count > 0) WriteGroup(group);
+                else SyncIfDue(force: true);
+                group.Clear();
+            }
+            if (_unsyncedBytes > 0) SyncIfDue(force: true);
+        }
+        catch (Exception e)
+        {
+            // Never expected: fail whatever is queued rather than leave appenders waiting.
+            lock (_gate) _closing = true;
+            foreach (var r in group) r.Fail(e);
+            foreach (var r in _pending) r.Fail(e);
+        }
+        finally
+        {
+            _writerExited.TrySetResult();
+        }
+    }
+
+    private int FlushWaitMilliseconds()
+    {
+        if (_options.Durability != DurabilityMode.AckOnWrite || _unsyncedBytes == 0) return Timeout.Infinite;
+        var due = _options.FlushInterval - _time.GetElapsedTime(_lastSyncTicks);
+        return due <= TimeSpan.Zero ? 0 : (int)Math.Ceiling(due.TotalMilliseconds);
+    }
+
+    private void WriteGroup(List<AppendRequest> group)
+    {
+        if (_corruption is { } corrupt)
+        {
+            foreach (var r in group) r.Fail(corrupt);
+            return;
+        }
+        if (_fault is not null && !TryReopen(group)) return;
+
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        var next = Active.NextOffset;
+        _groupFirstNewSegment = -1;
+        _touched.Clear();
+        _touched.Add(Active);
+        try
+        {
+            foreach (var request in group)
+            {
+                request.BaseOffset = next;
+                switch (request.Kind)
+                {
+                    case AppendKind.Single:
+                        next = AddRecord(request.Single, next, now);
+                        break;
+                    case AppendKind.Many:
+                        var records = request.Many!;
+                        for (var i = 0; i < records.Count; i++) next = AddRecord(records[i], next, now);
+                        break;
+                    default:
+                        next = AddRawBatch(request.RawBatch.Span, next);
+                        break;
+                }
+            }
+            FinishBatch();
+            WriteBuffer();
+            if (_options.Durability == DurabilityMode.AckAfterFsync) Sync();
+        }
+        catch (Exception e)
+        {
+            Fault(e, group);
+            return;
+        }
+
+        foreach (var segment in _touched) segment.CommittedSize = segment.Size;
+        _groupFirstNewSegment = -1;
+        Volatile.Write(ref _endOffset, next);
+        foreach (var request in group) request.Complete(request.BaseOffset);
+        Interlocked.Exchange(ref _dataArrived, NewSignal()).TrySetResult();
+        if (_options.Durability == DurabilityMode.AckOnWrite) SyncIfDue(force: false);
+    }
+
+    private long AddRecord(in NewRecord record, long offset, long now)
+    {
+        var timestamp = record.TimestampMs >= 0 ? record.TimestampMs : now;
+        if (_builder.IsOpen && _builder.TryAdd(record, timestamp)) return offset + 1;
+        FinishBatch();
+        BeginBatch(offset, timestamp, RecordBatch.HeaderSize + RecordBatchBuilder.MaxEncodedSize(record));
+        if (!_builder.TryAdd(record, timestamp))
+            throw new InvalidOperationException("a record did not fit an empty batch despite its size check");
+        return offset + 1;
+    }
+
+    private void BeginBatch(long baseOffset, long timestamp, int needed)
+    {
+        if (_buffer.Length - _bufferUsed < _options.MaxBatchBytes) WriteBuffer();
+        var room = RoomInSegment(needed, baseOffset);
+        _builder.Begin(_buffer, _bufferUsed, _bufferUsed + (int)Math.Min(room, _options.MaxBatchBytes), baseOffset, timestamp);
+    }
+
+    /// <summary>Bytes the active segment can still take, rolling to a new one first when
+    /// <paramref name="needed"/> does not fit (or the segment is too old).</summary>
+    private long RoomInSegment(int needed, long nextOffset)
+    {
+        var active = Active;
+        var used = active.Size + _bufferUsed;
+        var tooOld = active.FirstAppend is { } first && _time.GetUtcNow() - first >= _options.SegmentAge;
+        if (used > 0 && (used + needed > _options.SegmentBytes || tooOld))
+        {
+            WriteBuffer();
+            Roll(nextOffset);
+            active = Active;
+            used = 0;
+        }
+        return Math.Max(_options.SegmentBytes - used, needed);
+    }
+
+    private long AddRawBatch(ReadOnlySpan<byte> batch, long baseOffset)
+    {
+        FinishBatch();
+        if (_buffer.Length - _bufferUsed < batch.Length) WriteBuffer();
+        RoomInSegment(batch.Length, baseOffset);
+        var dest = _buffer.AsSpan(_bufferUsed, batch.Length);
+        batch.CopyTo(dest);
+        RecordBatch.SetBaseOffset(dest, baseOffset);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(dest[RecordBatch.PartitionLeaderEpochOffset..], 0);
+        var header = RecordBatch.ReadHeader(dest);
+        OnBatchBuffered(header, batch.Length);
+        return header.NextOffset;
+    }
+
+    private void FinishBatch()
+    {
+        if (!_builder.IsOpen) return;
+        if (_builder.Count == 0) { _builder.Finish(); return; }
+        var size = _builder.Finish();
+        OnBatchBuffered(RecordBatch.ReadHeader(_buffer.AsSpan(_bufferUsed)), size);
+    }
+
+    private void OnBatchBuffered(RecordBatchHeader header, int size)
+    {
+        var active = Active;
+        active.Index.OnBatch(header.BaseOffset, active.Size + _bufferUsed, size, header.MaxTimestamp);
+        active.FirstAppend ??= _time.GetUtcNow();
+        _bufferUsed += size;
+    }
+
+    private void WriteBuffer()
+    {
+        if (_bufferUsed == 0) return;
+        var active = Active;
+        var batches = _buffer.AsSpan(0, _bufferUsed);
+        active.File.Write(batches, active.Size);
+        active.Size += _bufferUsed;
+        var last = LastBatchNextOffset(batches);
+        active.NextOffset = last;
+        _unsyncedBytes += _bufferUsed;
+        _bufferUsed = 0;
+    }
+
+    private static long LastBatchNextOffset(ReadOnlySpan<byte> batches)
+    {
+        long next = 0;
+        for (var p = 0; p < batches.Length;)
+        {
+            var header = RecordBatch.ReadHeader(batches[p..]);
+            next = header.NextOffset;
+            p += header.TotalSize;
+        }
+        return next;
+    }
+
+    private void Sync()
+    {
+        var active = Active;
+        active.File.Sync();
+        _unsyncedBytes = 0;
+        _lastSyncTicks = _time.GetTimestamp();
+    }
+
+    private void SyncIfDue(bool force)
+    {
+        if (_unsyncedBytes == 0) return;
+        if (!force && _unsyncedBytes < _options.FlushBytes && _time.GetElapsedTime(_lastSyncTicks) < _options.FlushInterval) return;
+        try
+        {
+            Sync();
+        }
+        catch (Exception e)
+        {
+            Fault(e, []);
+        }
+    }
+
+    /// <summary>Seals the active segment (fsync, index files) and starts a new one whose file and
+    /// directory entry are durable before anything refers to them.</summary>
+    private void Roll(long baseOffset)
+    {
+        var old = Active;
+        old.File.Sync();
+        old.Index.Save(_fs, old.LogPath, old.Size, old.NextOffset, sync: true);
+        old.Sealed = true;
+        CreateSegmentFile(baseOffset);
+        var path = Path.Combine(Directory, Segment.FileName(baseOffset));
+        var segment = new Segment(_fs, path, baseOffset, _fs.Open(path, create: false), new SegmentIndex(_options.IndexIntervalBytes))
+        {
+            NextOffset = baseOffset,
+        };
+        var segments = UpdateSegments(current => [.. current, segment]);
+        if (_groupFirstNewSegment < 0) _groupFirstNewSegment = segments.Length - 1;
+        _touched.Add(segment);
+        _unsyncedBytes = 0;
+    }
+
+    /// <summary>A write or fsync failed: fail the group (nothing of it is acknowledged) and mark
+    /// the partition for reopening. A failed fsync is never retried (DESIGN.md rule 6).</summary>
+    private void Fault(Exception error, List<AppendRequest> group)
+    {
+        _builder.Begin(_buffer, 0, 0, 0, 0);
+        _builder.Finish();
+        _bufferUsed = 0;
+        _fault = error;
+        var reported = Reported(error);
+        foreach (var request in group) request.Fail(reported);
+        TryReopen([]);
+    }
+
+    /// <summary>Drops everything not acknowledged (segments the failed group created, bytes past
+    /// the last acknowledged batch) and reloads the partition through recovery. On failure the
+    /// group fails and the next append tries again (say, once space is back).</summary>
+    private bool TryReopen(List<AppendRequest> group)
+    {
+        try
+        {
+            var segments = Volatile.Read(ref _segments);
+            var keep = _groupFirstNewSegment > 0 ? _groupFirstNewSegment : segments.Length;
+            var last = segments[keep - 1];
+            foreach (var s in segments) s.Retire(deleteFiles: false);
+            for (var i = keep; i < segments.Length; i++)
+            {
+                _fs.Delete(segments[i].LogPath);
+                _fs.Delete(SegmentIndex.IndexPath(segments[i].LogPath));
+                _fs.Delete(SegmentIndex.TimeIndexPath(segments[i].LogPath));
+            }
+            using (var file = _fs.Open(last.LogPath, create: false))
+            {
+                if (file.Length > last.CommittedSize) file.SetLength(last.CommittedSize);
+                file.Sync();
+            }
+            _fs.SyncDirectory(Directory);
+            LoadSegments(truncateTornTail: true);
+            _groupFirstNewSegment = -1;
+            _unsyncedBytes = 0;
+            Volatile.Write(ref _endOffset, Math.Min(Volatile.Read(ref _endOffset), Active.NextOffset));
+            _fault = null;
+            return true;
+        }
+        catch (Exception e)
+        {
+            _fault = e;
+            var reported = Reported(e);
+            foreach (var request in group) request.Fail(reported);
+            return false;
+        }
+    }
+
+    private HeraldException Reported(Exception error) =>
+        error is IOException { HResult: 28 or unchecked((int)0x80070070) } // ENOSPC / ERROR_DISK_FULL
+            ? new LogDiskFullException(Active.LogPath, error)
+            : new LogWriteFailedException(Active.LogPath, error);
+}
