@@ -51,8 +51,10 @@ public sealed partial class LogPartition
     }
 
     /// <summary>Appends a ready-made RecordBatch v2 (as a Kafka producer sends it), stored byte for
-    /// byte except its base offset, which the log assigns. The batch is validated first; a bad one
-    /// is refused with the field and byte offset at fault. Completes with the assigned base offset.</summary>
+    /// byte except its base offset, which the log assigns, and its partition leader epoch, which it
+    /// sets to 0 as a Kafka broker stamps its own (the CRC covers neither). The batch is validated
+    /// first; a bad one is refused with the field and byte offset at fault. Completes with the
+    /// assigned base offset.</summary>
     public ValueTask<long> AppendBatchAsync(ReadOnlyMemory<byte> batch, CancellationToken cancellationToken = default)
     {
         if (batch.Length > _options.MaxBatchBytes) return ValueTask.FromException<long>(TooLarge(batch.Length, "record batch"));

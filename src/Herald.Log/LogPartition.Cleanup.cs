@@ -134,13 +134,17 @@ public sealed partial class LogPartition
             output = null;
 
             var swapped = false;
+            var dropped = false;
             Segment? replacement = null;
             UpdateSegments(current =>
             {
                 var at = Array.IndexOf(current, segment);
                 if (at < 0 || at == current.Length - 1) return current;
                 swapped = true;
-                if (written == 0) return [.. current[..at], .. current[(at + 1)..]];
+                // An emptied segment goes, except the first: it stays (empty) so that, as in Kafka,
+                // compaction never moves the log start and no consumer is sent out of range.
+                dropped = written == 0 && at > 0;
+                if (dropped) return [.. current[..at], .. current[(at + 1)..]];
                 _fs.Move(cleanedPath, segment.LogPath);
                 _fs.SyncDirectory(Directory);
                 index.Save(_fs, segment.LogPath, written, segment.NextOffset, sync: true);
@@ -160,7 +164,7 @@ public sealed partial class LogPartition
                 _fs.Delete(cleanedPath);
                 return 0;
             }
-            if (written == 0)
+            if (dropped)
             {
                 _fs.Delete(cleanedPath);
                 segment.Retire(deleteFiles: true);

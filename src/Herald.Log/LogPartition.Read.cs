@@ -21,8 +21,10 @@ public sealed partial class LogPartition
             var end = EndOffset;
             var segments = Volatile.Read(ref _segments);
             var start = segments[0].BaseOffset;
-            if (offset < start || offset > end) throw new OffsetOutOfRangeException(Topic, Id, offset, start, end);
+            // Corruption first: EndOffset stops at a damaged batch, and an out-of-range error for the
+            // offsets past it would send a consumer to auto.offset.reset, skipping the damage silently.
             ThrowIfCorruptAt(offset);
+            if (offset < start || offset > end) throw new OffsetOutOfRangeException(Topic, Id, offset, start, end);
             if (offset == end) return new LogReadResult(ReadOnlyMemory<byte>.Empty, offset, offset);
             var retired = false;
             for (var i = FindSegment(segments, offset); i < segments.Length; i++)
@@ -38,7 +40,9 @@ public sealed partial class LogPartition
                     segment.Release();
                 }
             }
-            if (!retired) return new LogReadResult(ReadOnlyMemory<byte>.Empty, offset, offset);
+            // No batch holds an offset in [offset, end): compaction left a gap before an empty active
+            // segment. Say where the next read starts, so that a follower does not spin on the gap.
+            if (!retired) return new LogReadResult(ReadOnlyMemory<byte>.Empty, offset, end);
         }
         throw new LogClosedException($"partition {this} (its segments kept changing under the read)");
     }
@@ -128,6 +132,7 @@ public sealed partial class LogPartition
             var read = Read(offset);
             if (read.IsEmpty)
             {
+                offset = read.NextOffset;
                 await WaitForDataAsync(offset, cancellationToken).ConfigureAwait(false);
                 continue;
             }

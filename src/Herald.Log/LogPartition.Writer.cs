@@ -257,8 +257,7 @@ public sealed partial class LogPartition
     /// the partition for reopening. A failed fsync is never retried (DESIGN.md rule 6).</summary>
     private void Fault(Exception error, List<AppendRequest> group)
     {
-        _builder.Begin(_buffer, 0, 0, 0, 0);
-        _builder.Finish();
+        _builder.Abandon();
         _bufferUsed = 0;
         _fault = error;
         var reported = Reported(error);
@@ -276,12 +275,17 @@ public sealed partial class LogPartition
             var segments = Volatile.Read(ref _segments);
             var keep = _groupFirstNewSegment > 0 ? _groupFirstNewSegment : segments.Length;
             var last = segments[keep - 1];
-            foreach (var s in segments) s.Retire(deleteFiles: false);
-            for (var i = keep; i < segments.Length; i++)
+            // Every segment file past the last kept one goes, not only those the failed group added:
+            // a roll that failed half way (say, its file's fsync) leaves a file it never added, and
+            // recovery would make that the active segment, skipping offsets. Nothing in them was acknowledged.
+            foreach (var path in System.IO.Directory.GetFiles(Directory, "*.log"))
             {
-                _fs.Delete(segments[i].LogPath);
-                _fs.Delete(SegmentIndex.IndexPath(segments[i].LogPath));
-                _fs.Delete(SegmentIndex.TimeIndexPath(segments[i].LogPath));
+                if (!long.TryParse(Path.GetFileNameWithoutExtension(path), System.Globalization.NumberStyles.None,
+                        System.Globalization.CultureInfo.InvariantCulture, out var baseOffset) || baseOffset <= last.BaseOffset)
+                    continue;
+                _fs.Delete(path);
+                _fs.Delete(SegmentIndex.IndexPath(path));
+                _fs.Delete(SegmentIndex.TimeIndexPath(path));
             }
             using (var file = _fs.Open(last.LogPath, create: false))
             {
@@ -290,6 +294,10 @@ public sealed partial class LogPartition
             }
             _fs.SyncDirectory(Directory);
             LoadSegments(truncateTornTail: true);
+            // Retired only now that the reloaded segments replace them: readers keep reading what
+            // was acknowledged while the partition reopens, and still can if the reopen fails (say,
+            // on a full disk). Nothing above touched their committed bytes.
+            foreach (var s in segments) s.Retire(deleteFiles: false);
             _groupFirstNewSegment = -1;
             _unsyncedBytes = 0;
             Volatile.Write(ref _endOffset, Math.Min(Volatile.Read(ref _endOffset), Active.NextOffset));

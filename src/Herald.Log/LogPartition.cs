@@ -104,10 +104,13 @@ public sealed partial class LogPartition
         var rebuilt = 0;
         LogCorruptionException? corruption = null;
         long corruptFrom = long.MaxValue;
+        Internal.LogFile? file = null;
+        try
+        {
         for (var i = 0; i < bases.Count; i++)
         {
             var path = Path.Combine(Directory, Segment.FileName(bases[i]));
-            var file = _fs.Open(path, create: false);
+            file = _fs.Open(path, create: false);
             var isLast = i == bases.Count - 1;
             var length = file.Length;
             var loaded = isLast ? null : SegmentIndex.TryLoad(_fs, path, length, _options.IndexIntervalBytes);
@@ -145,8 +148,18 @@ public sealed partial class LogPartition
             }
             segment.CommittedSize = segment.Size;
             segment.Sealed = !isLast;
+            if (isLast) segment.FirstAppend = FirstBatchTime(file, segment.Size);
             if (segment.NextOffset < bases[i]) segment.NextOffset = bases[i];
             segments[i] = segment;
+            file = null;
+        }
+        }
+        catch
+        {
+            // Close what this load opened: a reopen that failed (say, on a full disk) must not leak handles.
+            file?.Dispose();
+            foreach (var opened in segments) opened?.File.Dispose();
+            throw;
         }
         // A segment that holds nothing past the next one's base (say after compaction) still ends there.
         for (var i = 0; i + 1 < segments.Length; i++)
@@ -162,6 +175,18 @@ public sealed partial class LogPartition
         _corruption = corruption;
         _corruptFromOffset = corruptFrom;
         return new RecoveryReport(segments.Length, rebuilt, truncated, corruption, created);
+    }
+
+    /// <summary>When the active segment got its first batch, as Kafka reckons segment age: that
+    /// batch's newest timestamp (never later than now). Without it, every reopen would restart the
+    /// segment's age, and a log reopened more often than SegmentAge would never roll or age out.</summary>
+    private DateTimeOffset? FirstBatchTime(LogFile file, long size)
+    {
+        Span<byte> head = stackalloc byte[Batches.RecordBatch.HeaderSize];
+        if (size < head.Length || !file.ReadExactly(head, 0)) return null;
+        var first = DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(Batches.RecordBatch.ReadHeader(head).MaxTimestamp, 0, 253_402_300_799_999));
+        var now = _time.GetUtcNow();
+        return first < now ? first : now;
     }
 
     private void CreateSegmentFile(long baseOffset)

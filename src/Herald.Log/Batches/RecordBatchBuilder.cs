@@ -128,6 +128,9 @@ internal sealed class RecordBatchBuilder
         return batch.Length;
     }
 
+    /// <summary>Drops the batch being built (its bytes are never written).</summary>
+    public void Abandon() => IsOpen = false;
+
     /// <summary>Encodes <paramref name="records"/> as one batch into a new array (tests, tools).</summary>
     public static byte[] Encode(long baseOffset, IReadOnlyList<NewRecord> records, long timestampMs)
     {

@@ -40,7 +40,7 @@ public sealed class ConsumerOffsetStore
     {
         lock (_lock)
         {
-            return _groups.TryGetValue(group, out var state) && state.Offsets.TryGetValue((topic, partition), out var offset) ? offset : null;
+            return _groups.TryGetValue(group, out var state) && state.Durable.TryGetValue((topic, partition), out var offset) ? offset : null;
         }
     }
 
@@ -49,7 +49,7 @@ public sealed class ConsumerOffsetStore
     {
         lock (_lock)
         {
-            return _groups.TryGetValue(group, out var state) ? new Dictionary<(string, int), long>(state.Offsets) : new Dictionary<(string, int), long>();
+            return _groups.TryGetValue(group, out var state) ? new Dictionary<(string, int), long>(state.Durable) : new Dictionary<(string, int), long>();
         }
     }
 
@@ -82,12 +82,15 @@ public sealed class ConsumerOffsetStore
             if (state.PersistedVersion >= version) return; // a commit that started later wrote ours too
             byte[] content;
             long snapshotVersion;
+            Dictionary<(string, int), long> snapshot;
             lock (_lock)
             {
-                content = Serialize(group, state.Offsets);
+                snapshot = new Dictionary<(string, int), long>(state.Offsets);
+                content = Serialize(group, snapshot);
                 snapshotVersion = state.Version;
             }
             _fs.WriteAtomically(PathOf(group), content);
+            lock (_lock) state.Durable = snapshot; // readers see a commit only once it is durable
             state.PersistedVersion = snapshotVersion;
         }
         finally
@@ -143,11 +146,24 @@ public sealed class ConsumerOffsetStore
         string Fail(long at, string why) => throw new LogCorruptionException(path, at, why);
         if (data.Length < 14 || BinaryPrimitives.ReadUInt32BigEndian(span) != Magic) Fail(0, "not a consumer offsets file (bad magic)");
         if (BinaryPrimitives.ReadUInt32BigEndian(span[^4..]) != Crc32C.Compute(span[..^4])) Fail(data.Length - 4, "CRC-32C mismatch");
+        try
+        {
+            return Parse(span);
+        }
+        catch (ArgumentOutOfRangeException)
+        {
+            throw new LogCorruptionException(path, 0, "consumer offsets file is malformed (its fields run past its end)");
+        }
+    }
+
+    private static (string Group, Dictionary<(string, int), long> Offsets) Parse(ReadOnlySpan<byte> span)
+    {
         var p = 4;
         var group = ReadString(span, ref p);
         var count = BinaryPrimitives.ReadInt32BigEndian(span[p..]);
         p += 4;
-        var offsets = new Dictionary<(string, int), long>(Math.Max(0, count));
+        if (count < 0 || count > span.Length / 14) throw new ArgumentOutOfRangeException(nameof(span), $"entry count {count} does not fit the file");
+        var offsets = new Dictionary<(string, int), long>(count);
         for (var i = 0; i < count; i++)
         {
             var topic = ReadString(span, ref p);
@@ -168,6 +184,7 @@ public sealed class ConsumerOffsetStore
     private sealed class GroupState(Dictionary<(string, int), long> offsets)
     {
         public readonly Dictionary<(string Topic, int Partition), long> Offsets = offsets;
+        public Dictionary<(string Topic, int Partition), long> Durable = new(offsets);
         public readonly SemaphoreSlim WriteLock = new(1, 1);
         public long Version;
         public long PersistedVersion;

@@ -1,0 +1,34 @@
+namespace Herald.Bench;
+
+/// <summary>What the garbage collector did between construction and <see cref="Stop"/>: collections
+/// per generation, time paused and bytes allocated (all threads, the engine's included).</summary>
+public sealed class GcMeter
+{
+    private readonly int _gen0 = GC.CollectionCount(0);
+    private readonly int _gen1 = GC.CollectionCount(1);
+    private readonly int _gen2 = GC.CollectionCount(2);
+    private readonly TimeSpan _pause = GC.GetTotalPauseDuration();
+    private readonly long _allocated = GC.GetTotalAllocatedBytes(precise: true);
+
+    public int Gen0 { get; private set; }
+    public int Gen1 { get; private set; }
+    public int Gen2 { get; private set; }
+    public TimeSpan Pause { get; private set; }
+    public long Allocated { get; private set; }
+
+    public GcMeter Stop()
+    {
+        Gen0 = GC.CollectionCount(0) - _gen0;
+        Gen1 = GC.CollectionCount(1) - _gen1;
+        Gen2 = GC.CollectionCount(2) - _gen2;
+        Pause = GC.GetTotalPauseDuration() - _pause;
+        Allocated = GC.GetTotalAllocatedBytes(precise: true) - _allocated;
+        return this;
+    }
+
+    /// <summary>Adds gc=g0/g1/g2, gc_pause_ms and alloc_bytes_per_msg to a result line.</summary>
+    public BenchOutput AddTo(BenchOutput output, long messages) => output
+        .Add("gc", $"{Gen0}/{Gen1}/{Gen2}")
+        .Add("gc_pause_ms", Pause.TotalMilliseconds, 1)
+        .Add("alloc_bytes_per_msg", (double)Allocated / Math.Max(1, messages), 1);
+}

@@ -1,0 +1,39 @@
+// Herald's end-to-end benchmark harness. One line per result: scenario=NAME key=value ...
+// Usage: dotnet run -c Release --project bench/Herald.Bench -- <scenario> [--count N] [--size BYTES]
+//        [--appenders A] [--batch B] [--window W] [--rate R] [--pace yield|burst] [--rounds K] [--dir PATH]
+// Scenarios: log-append, log-latency, log-read, and raw-group-commit (the disk's own floor under log-latency).
+using Herald.Bench;
+using Herald.Bench.Scenarios;
+
+BenchOptions options;
+try
+{
+    options = BenchOptions.Parse(args);
+}
+catch (ArgumentException e)
+{
+    Console.Error.WriteLine(e.Message);
+    Console.Error.WriteLine(BenchOptions.Usage);
+    return 2;
+}
+
+switch (options.Scenario)
+{
+    case "log-append":
+        await LogAppendScenario.RunAsync(options);
+        break;
+    case "log-latency":
+        await LogLatencyScenario.RunAsync(options);
+        break;
+    case "log-read":
+        await LogReadScenario.RunAsync(options);
+        break;
+    case "raw-group-commit":
+        await RawGroupCommitScenario.RunAsync(options);
+        break;
+    default:
+        Console.Error.WriteLine($"unknown scenario '{options.Scenario}'");
+        Console.Error.WriteLine(BenchOptions.Usage);
+        return 2;
+}
+return 0;
