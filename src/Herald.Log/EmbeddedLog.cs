@@ -38,6 +38,7 @@ public sealed class EmbeddedLog : IAsyncDisposable, IDisposable
             var topicsDir = Path.Combine(Directory, "topics");
             System.IO.Directory.CreateDirectory(topicsDir);
             Offsets = new ConsumerOffsetStore(fs, Path.Combine(Directory, "offsets"));
+            fs.SyncDirectory(Directory); // the topics/ and offsets/ entries themselves are durable
             foreach (var dir in System.IO.Directory.GetDirectories(topicsDir))
             {
                 var manifest = Path.Combine(dir, TopicManifest.FileName);
@@ -172,10 +173,12 @@ public sealed class EmbeddedLog : IAsyncDisposable, IDisposable
                 {
                     await RunMaintenanceAsync(cancellationToken).ConfigureAwait(false);
                 }
-                catch (Exception e) when (e is HeraldException or IOException)
+                catch (Exception e) when (e is not OperationCanceledException)
                 {
                     // Corruption and I/O faults are reported by reads and appends of the partition
-                    // concerned; maintenance tries again on its next tick.
+                    // concerned; maintenance keeps the last failure for inspection and tries again
+                    // on its next tick.
+                    LastMaintenanceError = e;
                 }
             }
         }
@@ -184,18 +187,33 @@ public sealed class EmbeddedLog : IAsyncDisposable, IDisposable
         }
     }
 
+    /// <summary>The last failure of a background maintenance pass, if any.</summary>
+    public Exception? LastMaintenanceError { get; private set; }
+
     /// <summary>Finishes queued appends, stops maintenance, closes every file and releases the lock.</summary>
     public async ValueTask DisposeAsync()
     {
         if (_disposed) return;
         _disposed = true;
-        await _stopping.CancelAsync().ConfigureAwait(false);
-        await _maintenanceLoop.ConfigureAwait(false);
-        foreach (var topic in Topics)
-            foreach (var partition in topic.Partitions)
-                await partition.CloseAsync().ConfigureAwait(false);
-        _lockFile.Dispose();
-        _stopping.Dispose();
+        try
+        {
+            await _stopping.CancelAsync().ConfigureAwait(false);
+            await _maintenanceLoop.ConfigureAwait(false);
+        }
+        finally
+        {
+            try
+            {
+                foreach (var topic in Topics)
+                    foreach (var partition in topic.Partitions)
+                        await partition.CloseAsync().ConfigureAwait(false);
+            }
+            finally
+            {
+                _lockFile.Dispose();
+                _stopping.Dispose();
+            }
+        }
     }
 
     public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();

@@ -11,11 +11,12 @@ public sealed partial class LogPartition
 
     /// <summary>Deletes whole sealed segments, oldest first, while the partition is over
     /// <see cref="TopicOptions.RetentionBytes"/> or their newest record is older than
-    /// <see cref="TopicOptions.RetentionTime"/>. The active segment is never deleted.
-    /// Returns the number of segments deleted.</summary>
+    /// <see cref="TopicOptions.RetentionTime"/>. The active segment is never deleted, nor a segment
+    /// the writer has not finished acknowledging. Returns the number of segments deleted.</summary>
     internal int ApplyRetention(DateTimeOffset now)
     {
         if (_options.Cleanup != CleanupPolicy.Delete || (_options.RetentionBytes is null && _options.RetentionTime is null)) return 0;
+        var end = EndOffset;
         var removed = new List<Segment>();
         UpdateSegments(current =>
         {
@@ -23,7 +24,7 @@ public sealed partial class LogPartition
             foreach (var s in current) total += s.CommittedSize;
             var cutoff = _options.RetentionTime is { } age ? (now - age).ToUnixTimeMilliseconds() : long.MinValue;
             var count = 0;
-            for (var i = 0; i < current.Length - 1; i++)
+            for (var i = 0; i < CommittedSealedCount(current, end); i++)
             {
                 var s = current[i];
                 var byAge = s.MaxTimestamp < cutoff;
@@ -41,47 +42,88 @@ public sealed partial class LogPartition
         return removed.Count;
     }
 
+    /// <summary>How many leading segments are sealed and wholly acknowledged. A segment the writer
+    /// just rolled away from may still hold bytes of the group in flight (past its committed
+    /// size) until <paramref name="endOffset"/> passes the next segment's base offset.</summary>
+    private static int CommittedSealedCount(Segment[] segments, long endOffset)
+    {
+        var n = 0;
+        while (n + 1 < segments.Length && segments[n + 1].BaseOffset <= endOffset) n++;
+        return n;
+    }
+
     /// <summary>Keeps the latest record per key in the sealed segments (the active one is left
-    /// alone), and drops tombstones older than <see cref="TopicOptions.TombstoneRetention"/>.
-    /// Surviving records keep their offsets. Each segment is rewritten to a temp file, fsynced and
-    /// renamed over the old one, so a crash leaves either the old or the new file whole.
+    /// alone), and drops tombstones whose timestamp is older than
+    /// <see cref="TopicOptions.TombstoneRetention"/>. Surviving records keep their offsets and their
+    /// stored bytes. Each segment is rewritten to a temp file, fsynced and renamed over the old one,
+    /// so a crash leaves either the old or the new file whole. The key map holds at most
+    /// <see cref="TopicOptions.CompactionMaxKeys"/> keys (16-byte digests, as Kafka's cleaner
+    /// does); records past the point where it filled are kept for a later pass.
     /// Returns the number of records removed.</summary>
     internal long Compact(DateTimeOffset now)
     {
         if (_options.Cleanup != CleanupPolicy.Compact) return 0;
+        var end = EndOffset;
         var segments = Volatile.Read(ref _segments);
-        if (segments.Length < 2) return 0;
+        var cleanable = CommittedSealedCount(segments, end);
+        if (cleanable == 0) return 0;
 
-        // Map each key to its latest offset over as many sealed segments as CompactionMaxKeys allows.
-        var latest = new Dictionary<byte[], long>(ByteArrayComparer.Instance);
-        var mapped = 0;
+        var latest = new Dictionary<UInt128, long>();
+        var mapEnd = segments[0].BaseOffset;
+        var mappedSegments = 0;
         var records = new List<LogRecord>();
-        for (var i = 0; i < segments.Length - 1; i++)
+        var digests = new List<UInt128>();
+        var newKeys = new HashSet<UInt128>();
+        var full = false;
+        for (var i = 0; i < cleanable && !full; i++)
         {
-            var full = false;
             ForEachBatch(segments[i], (batch, _) =>
             {
                 records.Clear();
                 RecordBatchRecords.Decode(batch, 0, records);
+                digests.Clear();
+                newKeys.Clear();
                 foreach (var r in records)
                 {
-                    var key = r.Key!.Value.ToArray();
-                    if (!latest.ContainsKey(key) && latest.Count >= _options.CompactionMaxKeys) { full = true; return false; }
-                    latest[key] = r.Offset;
+                    var digest = KeyDigest(r.Key!.Value.Span);
+                    digests.Add(digest);
+                    if (!latest.ContainsKey(digest)) newKeys.Add(digest);
                 }
+                // A batch is mapped whole or not at all; the first batch always is, so passes progress.
+                if (latest.Count > 0 && latest.Count + newKeys.Count > _options.CompactionMaxKeys) { full = true; return false; }
+                for (var r = 0; r < records.Count; r++) latest[digests[r]] = records[r].Offset;
+                mapEnd = RecordBatch.ReadHeader(batch.Span).NextOffset;
                 return true;
             });
-            if (full) break;
-            mapped = i + 1;
+            mappedSegments = i + 1;
         }
 
         long removedTotal = 0;
-        var tombstoneCutoff = (now - _options.TombstoneRetention).ToUnixTimeMilliseconds();
-        for (var i = 0; i < mapped; i++) removedTotal += CompactSegment(segments[i], latest, tombstoneCutoff);
+        var rule = new SurvivalRule(latest, mapEnd, (now - _options.TombstoneRetention).ToUnixTimeMilliseconds());
+        for (var i = 0; i < mappedSegments; i++) removedTotal += CompactSegment(segments[i], rule);
         return removedTotal;
     }
 
-    private long CompactSegment(Segment segment, Dictionary<byte[], long> latest, long tombstoneCutoff)
+    private static UInt128 KeyDigest(ReadOnlySpan<byte> key)
+    {
+        Span<byte> digest = stackalloc byte[32];
+        System.Security.Cryptography.SHA256.HashData(key, digest);
+        return System.Buffers.Binary.BinaryPrimitives.ReadUInt128LittleEndian(digest);
+    }
+
+    /// <summary>Which records a compaction pass keeps: everything at or past the end of its key
+    /// map, the latest record of each mapped key, and tombstones younger than the cutoff.</summary>
+    private sealed record SurvivalRule(Dictionary<UInt128, long> Latest, long MapEnd, long TombstoneCutoff)
+    {
+        public bool Survives(in LogRecord record)
+        {
+            if (record.Offset >= MapEnd || record.Key is not { } key) return true;
+            if (Latest.TryGetValue(KeyDigest(key.Span), out var newest) && newest != record.Offset) return false;
+            return record.Value is not null || record.TimestampMs >= TombstoneCutoff;
+        }
+    }
+
+    private long CompactSegment(Segment segment, SurvivalRule rule)
     {
         if (!segment.TryAcquire()) return 0;
         var cleanedPath = segment.LogPath + ".cleaned";
@@ -92,89 +134,37 @@ public sealed partial class LogPartition
             output = _fs.Open(cleanedPath, create: true);
             output.SetLength(0);
             var index = new SegmentIndex(_options.IndexIntervalBytes);
-            var builder = new RecordBatchBuilder();
             var scratch = new byte[_options.MaxBatchBytes];
             long written = 0;
             var records = new List<LogRecord>();
+            var stored = new List<Range>();
             ForEachBatch(segment, (batch, _) =>
             {
-                var header = RecordBatch.ReadHeader(batch.Span);
                 records.Clear();
-                RecordBatchRecords.Decode(batch, 0, records);
-                var keep = 0;
-                foreach (var r in records) if (Survives(r, latest, tombstoneCutoff)) keep++;
-                removed += records.Count - keep;
-                ReadOnlySpan<byte> output1;
-                if (keep == records.Count) output1 = batch.Span;
-                else if (keep == 0) return true;
-                else
-                {
-                    builder.Begin(scratch, 0, scratch.Length, header.BaseOffset, header.BaseTimestamp);
-                    foreach (var r in records)
-                    {
-                        if (!Survives(r, latest, tombstoneCutoff)) continue;
-                        builder.TryAdd(new NewRecord(r.Key, r.Value, r.Headers), r.TimestampMs, (int)(r.Offset - header.BaseOffset));
-                    }
-                    output1 = scratch.AsSpan(0, builder.Finish(header.LastOffsetDelta));
-                }
-                var h = RecordBatch.ReadHeader(output1);
-                index.OnBatch(h.BaseOffset, written, output1.Length, h.MaxTimestamp);
-                output!.Write(output1, written);
-                written += output1.Length;
+                stored.Clear();
+                RecordBatchRecords.Decode(batch, 0, records, stored);
+                var kept = 0;
+                foreach (var r in records) if (rule.Survives(r)) kept++;
+                removed += records.Count - kept;
+                if (kept == 0) return true;
+                var outputBatch = kept == records.Count ? batch.Span : Rebuild(batch.Span, records, stored, rule, scratch);
+                var h = RecordBatch.ReadHeader(outputBatch);
+                index.OnBatch(h.BaseOffset, written, outputBatch.Length, h.MaxTimestamp);
+                output!.Write(outputBatch, written);
+                written += outputBatch.Length;
                 return true;
             });
             if (removed == 0)
             {
                 output.Dispose();
+                output = null;
                 _fs.Delete(cleanedPath);
                 return 0;
             }
             output.Sync();
             output.Dispose();
             output = null;
-
-            var swapped = false;
-            var dropped = false;
-            Segment? replacement = null;
-            UpdateSegments(current =>
-            {
-                var at = Array.IndexOf(current, segment);
-                if (at < 0 || at == current.Length - 1) return current;
-                swapped = true;
-                // An emptied segment goes, except the first: it stays (empty) so that, as in Kafka,
-                // compaction never moves the log start and no consumer is sent out of range.
-                dropped = written == 0 && at > 0;
-                if (dropped) return [.. current[..at], .. current[(at + 1)..]];
-                _fs.Move(cleanedPath, segment.LogPath);
-                _fs.SyncDirectory(Directory);
-                index.Save(_fs, segment.LogPath, written, segment.NextOffset, sync: true);
-                replacement = new Segment(_fs, segment.LogPath, segment.BaseOffset, _fs.Open(segment.LogPath, create: false), index)
-                {
-                    Size = written,
-                    CommittedSize = written,
-                    NextOffset = segment.NextOffset,
-                    Sealed = true,
-                };
-                var copy = (Segment[])current.Clone();
-                copy[at] = replacement;
-                return copy;
-            });
-            if (!swapped)
-            {
-                _fs.Delete(cleanedPath);
-                return 0;
-            }
-            if (dropped)
-            {
-                _fs.Delete(cleanedPath);
-                segment.Retire(deleteFiles: true);
-                _fs.SyncDirectory(Directory);
-            }
-            else
-            {
-                segment.Retire(deleteFiles: false);
-            }
-            return removed;
+            return SwapCompacted(segment, cleanedPath, index, written) ? removed : 0;
         }
         finally
         {
@@ -183,11 +173,60 @@ public sealed partial class LogPartition
         }
     }
 
-    private static bool Survives(in LogRecord record, Dictionary<byte[], long> latest, long tombstoneCutoff)
+    /// <summary>A batch holding only the surviving records, their stored bytes copied unchanged;
+    /// the header keeps its base offset, last offset delta, timestamps and producer fields.</summary>
+    private static ReadOnlySpan<byte> Rebuild(ReadOnlySpan<byte> batch, List<LogRecord> records, List<Range> stored, SurvivalRule rule, byte[] scratch)
     {
-        if (record.Key is not { } key) return true;
-        if (latest.TryGetValue(key.ToArray(), out var newest) && newest != record.Offset) return false;
-        return record.Value is not null || record.TimestampMs >= tombstoneCutoff;
+        batch[..RecordBatch.HeaderSize].CopyTo(scratch);
+        var p = RecordBatch.HeaderSize;
+        var count = 0;
+        for (var i = 0; i < records.Count; i++)
+        {
+            if (!rule.Survives(records[i])) continue;
+            var bytes = batch[stored[i]];
+            bytes.CopyTo(scratch.AsSpan(p));
+            p += bytes.Length;
+            count++;
+        }
+        var span = scratch.AsSpan(0, p);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(span[RecordBatch.LengthOffset..], p - RecordBatch.LogOverhead);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(span[RecordBatch.RecordCountOffset..], count);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(span[RecordBatch.CrcOffset..], Crc32C.Compute(span[RecordBatch.AttributesOffset..]));
+        return span;
+    }
+
+    /// <summary>Puts the cleaned file in the segment's place (rename, directory fsync, index files),
+    /// or drops an emptied segment other than the first (the log start never moves, as in Kafka).</summary>
+    private bool SwapCompacted(Segment segment, string cleanedPath, SegmentIndex index, long written)
+    {
+        var swapped = false;
+        var dropped = false;
+        UpdateSegments(current =>
+        {
+            var at = Array.IndexOf(current, segment);
+            if (at < 0 || at == current.Length - 1) return current;
+            swapped = true;
+            dropped = written == 0 && at > 0;
+            if (dropped) return [.. current[..at], .. current[(at + 1)..]];
+            _fs.Move(cleanedPath, segment.LogPath);
+            _fs.SyncDirectory(Directory);
+            index.Save(_fs, segment.LogPath, written, segment.NextOffset, sync: true);
+            var replacement = new Segment(_fs, segment.LogPath, segment.BaseOffset, _fs.Open(segment.LogPath, create: false), index)
+            {
+                Size = written,
+                CommittedSize = written,
+                NextOffset = segment.NextOffset,
+                Sealed = true,
+            };
+            var copy = (Segment[])current.Clone();
+            copy[at] = replacement;
+            return copy;
+        });
+        if (!swapped || dropped) _fs.Delete(cleanedPath);
+        if (!swapped) return false;
+        segment.Retire(deleteFiles: dropped);
+        if (dropped) _fs.SyncDirectory(Directory);
+        return true;
     }
 
     /// <summary>Calls <paramref name="visit"/> with every committed batch of a segment, validated,
@@ -240,20 +279,6 @@ public sealed partial class LogPartition
         finally
         {
             _maintenance.Release();
-        }
-    }
-
-    private sealed class ByteArrayComparer : IEqualityComparer<byte[]>
-    {
-        public static readonly ByteArrayComparer Instance = new();
-
-        public bool Equals(byte[]? x, byte[]? y) => x.AsSpan().SequenceEqual(y);
-
-        public int GetHashCode(byte[] obj)
-        {
-            var hash = new HashCode();
-            hash.AddBytes(obj);
-            return hash.ToHashCode();
         }
     }
 }

@@ -6,8 +6,12 @@ namespace Herald.Log;
 
 public sealed partial class LogPartition
 {
-    /// <summary>The default and the largest read size a single read returns (beyond one batch).</summary>
+    /// <summary>The default read size.</summary>
     public const int DefaultReadBytes = 1024 * 1024;
+
+    /// <summary>The most bytes one read returns (beyond a single larger batch): reads allocate
+    /// what they return, so concurrent large fetches stay bounded.</summary>
+    public const int MaxReadBytes = 16 * 1024 * 1024;
 
     /// <summary>Reads whole batches starting with the one that holds <paramref name="offset"/>, up
     /// to about <paramref name="maxBytes"/> (always at least one whole batch when any is there).
@@ -16,6 +20,7 @@ public sealed partial class LogPartition
     public LogReadResult Read(long offset, int maxBytes = DefaultReadBytes)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxBytes);
+        maxBytes = Math.Min(maxBytes, MaxReadBytes);
         for (var attempt = 0; attempt < 16; attempt++)
         {
             var end = EndOffset;
@@ -33,7 +38,7 @@ public sealed partial class LogPartition
                 if (!segment.TryAcquire()) { retired = true; break; }
                 try
                 {
-                    if (ReadFromSegment(segment, offset, maxBytes) is { } result) return result;
+                    if (ReadFromSegment(segment, offset, maxBytes, end) is { } result) return result;
                 }
                 finally
                 {
@@ -59,7 +64,10 @@ public sealed partial class LogPartition
         return found;
     }
 
-    private LogReadResult? ReadFromSegment(Segment segment, long offset, int maxBytes)
+    /// <summary>Batches from the one holding <paramref name="offset"/>, stopping before any batch at or
+    /// past <paramref name="end"/>: the writer publishes a segment's committed size just before the
+    /// end offset, and a read must never return what the end offset does not yet cover.</summary>
+    private LogReadResult? ReadFromSegment(Segment segment, long offset, int maxBytes, long end)
     {
         var limit = segment.CommittedSize;
         long position = segment.Index.LookupOffset(offset);
@@ -96,7 +104,9 @@ public sealed partial class LogPartition
                 if (used == 0) throw corrupt;
                 break;
             }
-            next = RecordBatch.ReadHeader(buffer.AsSpan(used)).NextOffset;
+            var batchHeader = RecordBatch.ReadHeader(buffer.AsSpan(used));
+            if (batchHeader.BaseOffset >= end) break;
+            next = batchHeader.NextOffset;
             used += (int)size;
         }
         return new LogReadResult(buffer.AsMemory(0, used), offset, next);
@@ -148,6 +158,18 @@ public sealed partial class LogPartition
     /// newest timestamp) and over the chosen segment's time index, then a bounded scan.</summary>
     public long? FindOffsetByTimestamp(long timestampMs)
     {
+        for (var attempt = 0; attempt < 16; attempt++)
+        {
+            if (!TryFindOffsetByTimestamp(timestampMs, out var found)) continue; // a segment was retired under us: look again
+            return found;
+        }
+        throw new LogClosedException($"partition {this} (its segments kept changing under the lookup)");
+    }
+
+    private bool TryFindOffsetByTimestamp(long timestampMs, out long? found)
+    {
+        found = null;
+        var end = EndOffset;
         var segments = Volatile.Read(ref _segments);
         var runningMax = new long[segments.Length];
         long max = long.MinValue;
@@ -159,24 +181,25 @@ public sealed partial class LogPartition
             if (runningMax[mid] >= timestampMs) { first = mid; hi = mid - 1; }
             else lo = mid + 1;
         }
-        if (first < 0) return null;
+        if (first < 0) return true;
         for (var i = first; i < segments.Length; i++)
         {
             var segment = segments[i];
-            if (!segment.TryAcquire()) return FindOffsetByTimestamp(timestampMs);
+            if (!segment.TryAcquire()) return false;
             try
             {
-                if (FindInSegment(segment, timestampMs) is { } found) return found;
+                found = FindInSegment(segment, timestampMs, end);
+                if (found is not null) return true;
             }
             finally
             {
                 segment.Release();
             }
         }
-        return null;
+        return true;
     }
 
-    private long? FindInSegment(Segment segment, long timestampMs)
+    private long? FindInSegment(Segment segment, long timestampMs, long end)
     {
         var limit = segment.CommittedSize;
         long position = segment.Index.LookupTime(timestampMs);
@@ -186,6 +209,7 @@ public sealed partial class LogPartition
             var header = RecordBatch.ReadHeader(head);
             if (header.TotalSize < RecordBatch.HeaderSize || position + header.TotalSize > limit)
                 throw Corrupt(segment, position, header.BaseOffset, $"batch length {header.Length} is damaged");
+            if (header.BaseOffset >= end) return null;
             if (header.MaxTimestamp >= timestampMs)
             {
                 ThrowIfCorruptAt(header.BaseOffset);
@@ -196,7 +220,7 @@ public sealed partial class LogPartition
                 var records = new List<LogRecord>(header.RecordCount);
                 RecordBatchRecords.Decode(batch, 0, records);
                 foreach (var r in records)
-                    if (r.TimestampMs >= timestampMs) return r.Offset;
+                    if (r.TimestampMs >= timestampMs && r.Offset < end) return r.Offset;
             }
             position += header.TotalSize;
         }

@@ -9,7 +9,7 @@ public sealed partial class LogPartition
     private readonly RecordBatchBuilder _builder = new();
     private byte[] _buffer = [];
     private int _bufferUsed;
-    private int _groupFirstNewSegment = -1; // index of the first segment the current group created
+    private long _groupFirstNewBase = long.MaxValue; // base offset of the first segment the current group created
     private long _unsyncedBytes;       // AckOnWrite: written since the last fsync
     private long _lastSyncTicks;
     private Exception? _fault;         // a failed write or fsync: reopen before the next append
@@ -20,10 +20,10 @@ public sealed partial class LogPartition
     private void WriterLoop()
     {
         var group = new List<AppendRequest>(256);
-        _buffer = new byte[Math.Max(1 << 20, _options.MaxBatchBytes * 2)];
-        _lastSyncTicks = _time.GetTimestamp();
         try
         {
+            _buffer = new byte[Math.Max(1 << 20, _options.MaxBatchBytes * 2)];
+            _lastSyncTicks = _time.GetTimestamp();
             while (true)
             {
                 TaskCompletionSource? freed;
@@ -53,7 +53,11 @@ public sealed partial class LogPartition
         catch (Exception e)
         {
             // Never expected: fail whatever is queued rather than leave appenders waiting.
-            lock (_gate) _closing = true;
+            lock (_gate)
+            {
+                _closing = true;
+                _spaceFreed?.TrySetResult();
+            }
             foreach (var r in group) r.Fail(e);
             foreach (var r in _pending) r.Fail(e);
         }
@@ -81,7 +85,7 @@ public sealed partial class LogPartition
 
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         var next = Active.NextOffset;
-        _groupFirstNewSegment = -1;
+        _groupFirstNewBase = long.MaxValue;
         _touched.Clear();
         _touched.Add(Active);
         try
@@ -114,7 +118,7 @@ public sealed partial class LogPartition
         }
 
         foreach (var segment in _touched) segment.CommittedSize = segment.Size;
-        _groupFirstNewSegment = -1;
+        _groupFirstNewBase = long.MaxValue;
         Volatile.Write(ref _endOffset, next);
         foreach (var request in group) request.Complete(request.BaseOffset);
         Interlocked.Exchange(ref _dataArrived, NewSignal()).TrySetResult();
@@ -221,7 +225,7 @@ public sealed partial class LogPartition
 
     private void SyncIfDue(bool force)
     {
-        if (_unsyncedBytes == 0) return;
+        if (_unsyncedBytes == 0 || _fault is not null) return; // a failed fsync is never retried: only a reopen touches the file
         if (!force && _unsyncedBytes < _options.FlushBytes && _time.GetElapsedTime(_lastSyncTicks) < _options.FlushInterval) return;
         try
         {
@@ -247,8 +251,8 @@ public sealed partial class LogPartition
         {
             NextOffset = baseOffset,
         };
-        var segments = UpdateSegments(current => [.. current, segment]);
-        if (_groupFirstNewSegment < 0) _groupFirstNewSegment = segments.Length - 1;
+        UpdateSegments(current => [.. current, segment]);
+        _groupFirstNewBase = Math.Min(_groupFirstNewBase, baseOffset);
         _touched.Add(segment);
         _unsyncedBytes = 0;
     }
@@ -259,6 +263,7 @@ public sealed partial class LogPartition
     {
         _builder.Abandon();
         _bufferUsed = 0;
+        _unsyncedBytes = 0;
         _fault = error;
         var reported = Reported(error);
         foreach (var request in group) request.Fail(reported);
@@ -272,36 +277,16 @@ public sealed partial class LogPartition
     {
         try
         {
-            var segments = Volatile.Read(ref _segments);
-            var keep = _groupFirstNewSegment > 0 ? _groupFirstNewSegment : segments.Length;
-            var last = segments[keep - 1];
-            // Every segment file past the last kept one goes, not only those the failed group added:
-            // a roll that failed half way (say, its file's fsync) leaves a file it never added, and
-            // recovery would make that the active segment, skipping offsets. Nothing in them was acknowledged.
-            foreach (var path in System.IO.Directory.GetFiles(Directory, "*.log"))
+            // Maintenance must not swap or delete segments while the partition reloads from disk.
+            _maintenance.Wait();
+            try
             {
-                if (!long.TryParse(Path.GetFileNameWithoutExtension(path), System.Globalization.NumberStyles.None,
-                        System.Globalization.CultureInfo.InvariantCulture, out var baseOffset) || baseOffset <= last.BaseOffset)
-                    continue;
-                _fs.Delete(path);
-                _fs.Delete(SegmentIndex.IndexPath(path));
-                _fs.Delete(SegmentIndex.TimeIndexPath(path));
+                ReloadAfterFault();
             }
-            using (var file = _fs.Open(last.LogPath, create: false))
+            finally
             {
-                if (file.Length > last.CommittedSize) file.SetLength(last.CommittedSize);
-                file.Sync();
+                _maintenance.Release();
             }
-            _fs.SyncDirectory(Directory);
-            LoadSegments(truncateTornTail: true);
-            // Retired only now that the reloaded segments replace them: readers keep reading what
-            // was acknowledged while the partition reopens, and still can if the reopen fails (say,
-            // on a full disk). Nothing above touched their committed bytes.
-            foreach (var s in segments) s.Retire(deleteFiles: false);
-            _groupFirstNewSegment = -1;
-            _unsyncedBytes = 0;
-            Volatile.Write(ref _endOffset, Math.Min(Volatile.Read(ref _endOffset), Active.NextOffset));
-            _fault = null;
             return true;
         }
         catch (Exception e)
@@ -311,6 +296,41 @@ public sealed partial class LogPartition
             foreach (var request in group) request.Fail(reported);
             return false;
         }
+    }
+
+    private void ReloadAfterFault()
+    {
+        var segments = Volatile.Read(ref _segments);
+        var keep = segments.Length;
+        while (keep > 1 && segments[keep - 1].BaseOffset >= _groupFirstNewBase) keep--;
+        var last = segments[keep - 1];
+        // Every segment file past the last kept one goes, not only those the failed group added:
+        // a roll that failed half way (say, its file's fsync) leaves a file it never added, and
+        // recovery would make that the active segment, skipping offsets. Nothing in them was acknowledged.
+        foreach (var path in System.IO.Directory.GetFiles(Directory, "*.log"))
+        {
+            if (!long.TryParse(Path.GetFileNameWithoutExtension(path), System.Globalization.NumberStyles.None,
+                    System.Globalization.CultureInfo.InvariantCulture, out var baseOffset) || baseOffset <= last.BaseOffset)
+                continue;
+            _fs.Delete(path);
+            _fs.Delete(SegmentIndex.IndexPath(path));
+            _fs.Delete(SegmentIndex.TimeIndexPath(path));
+        }
+        using (var file = _fs.Open(last.LogPath, create: false))
+        {
+            if (file.Length > last.CommittedSize) file.SetLength(last.CommittedSize);
+            file.Sync();
+        }
+        _fs.SyncDirectory(Directory);
+        // Bytes up to the last acknowledged batch are never truncated: damage there is corruption.
+        LoadSegments(truncateTornTail: true, protectedLength: last.CommittedSize);
+        // Retired only now that the reloaded segments replace them: readers keep reading what
+        // was acknowledged while the partition reopens, and still can if the reopen fails (say,
+        // on a full disk). Nothing above touched their committed bytes.
+        foreach (var s in segments) s.Retire(deleteFiles: false);
+        _groupFirstNewBase = long.MaxValue;
+        _unsyncedBytes = 0;
+        _fault = null;
     }
 
     private HeraldException Reported(Exception error) =>

@@ -31,7 +31,7 @@ public sealed partial class LogPartition
         _fs = fs;
         _time = time;
         System.IO.Directory.CreateDirectory(directory);
-        Recovery = LoadSegments(truncateTornTail: true);
+        Recovery = LoadSegments(truncateTornTail: true, protectedLength: 0);
         _endOffset = Active.NextOffset;
     }
 
@@ -79,7 +79,7 @@ public sealed partial class LogPartition
     /// file exactly (otherwise they are rebuilt by a validating scan); the last one is always
     /// scanned, and a torn tail is truncated to the last whole batch. An invalid batch followed
     /// by valid ones is corruption: reported with file and byte offset, never truncated.</summary>
-    private RecoveryReport LoadSegments(bool truncateTornTail)
+    private RecoveryReport LoadSegments(bool truncateTornTail, long protectedLength)
     {
         foreach (var leftover in System.IO.Directory.GetFiles(Directory, "*.tmp").Concat(System.IO.Directory.GetFiles(Directory, "*.cleaned")))
             _fs.Delete(leftover);
@@ -127,7 +127,7 @@ public sealed partial class LogPartition
                 segment = new Segment(_fs, path, bases[i], file, index) { Size = scan.ValidLength, NextOffset = scan.NextOffset };
                 if (scan.Reason is not null)
                 {
-                    if (isLast && !scan.ValidBatchFollows && truncateTornTail)
+                    if (isLast && !scan.ValidBatchFollows && truncateTornTail && scan.ValidLength >= protectedLength)
                     {
                         // A torn write: nothing past the last whole batch was ever acknowledged.
                         truncated += length - scan.ValidLength;
@@ -171,9 +171,17 @@ public sealed partial class LogPartition
                 corruptFrom = segments[i + 1].BaseOffset;
             }
         }
-        lock (_segmentsLock) Volatile.Write(ref _segments, segments);
-        _corruption = corruption;
-        _corruptFromOffset = corruptFrom;
+        lock (_segmentsLock)
+        {
+            Volatile.Write(ref _segments, segments);
+            // A reload keeps corruption that readers found earlier: sealed segments load from their
+            // index files without a scan, so the damage would otherwise go unreported until read again.
+            if (corruptFrom < _corruptFromOffset)
+            {
+                _corruption = corruption;
+                Volatile.Write(ref _corruptFromOffset, corruptFrom);
+            }
+        }
         return new RecoveryReport(segments.Length, rebuilt, truncated, corruption, created);
     }
 

@@ -97,7 +97,9 @@ public readonly record struct RecordBatchHeader(
 {
     public long LastOffset => BaseOffset + LastOffsetDelta;
     public long NextOffset => BaseOffset + LastOffsetDelta + 1;
-    public int TotalSize => Length + RecordBatch.LogOverhead;
+    /// <summary>Length plus <see cref="RecordBatch.LogOverhead"/>; saturates for a damaged length
+    /// near int.MaxValue so that range checks reject it instead of wrapping negative.</summary>
+    public int TotalSize => Length > int.MaxValue - RecordBatch.LogOverhead ? int.MaxValue : Length + RecordBatch.LogOverhead;
     public int Compression => Attributes & RecordBatch.CompressionMask;
     public bool IsControl => (Attributes & RecordBatch.ControlFlag) != 0;
 }

@@ -9,7 +9,12 @@ public static class RecordBatchRecords
 
     /// <summary>Decodes every record of the batch in <paramref name="batch"/> whose offset is at
     /// least <paramref name="fromOffset"/>. Key and value slice <paramref name="batch"/>.</summary>
-    public static void Decode(ReadOnlyMemory<byte> batch, long fromOffset, List<LogRecord> into)
+    public static void Decode(ReadOnlyMemory<byte> batch, long fromOffset, List<LogRecord> into) =>
+        Decode(batch, fromOffset, into, null);
+
+    /// <summary>As <see cref="Decode(ReadOnlyMemory{byte}, long, List{LogRecord})"/>, also giving each
+    /// decoded record's stored bytes (length prefix included) so that they can be copied unchanged.</summary>
+    internal static void Decode(ReadOnlyMemory<byte> batch, long fromOffset, List<LogRecord> into, List<Range>? storedBytes)
     {
         var header = RecordBatch.ReadHeader(batch.Span);
         if (header.Compression != 0)
@@ -44,7 +49,10 @@ public static class RecordBatchRecords
             if (reader.Position != end) throw Reader.Error("recordLength", start, $"record length {length} does not match its fields ({reader.Position - start} bytes)");
             var offset = header.BaseOffset + offsetDelta;
             if (offset >= fromOffset)
+            {
                 into.Add(new LogRecord(offset, header.BaseTimestamp + timestampDelta, key, value, headers));
+                storedBytes?.Add(new Range(start, end));
+            }
         }
     }
 

@@ -62,18 +62,22 @@ public sealed class ConsumerOffsetStore
     {
         ArgumentException.ThrowIfNullOrEmpty(group);
         ArgumentNullException.ThrowIfNull(offsets);
+        var changes = offsets.ToList();
+        // Validate every entry before applying any: a commit is all or nothing.
+        ValidateName(group, nameof(group));
+        foreach (var (key, offset) in changes)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(offset);
+            ArgumentException.ThrowIfNullOrEmpty(key.Topic);
+            ValidateName(key.Topic, "topic");
+            ArgumentOutOfRangeException.ThrowIfNegative(key.Partition);
+        }
         GroupState state;
         long version;
         lock (_lock)
         {
             if (!_groups.TryGetValue(group, out state!)) _groups[group] = state = new GroupState([]);
-            foreach (var (key, offset) in offsets)
-            {
-                ArgumentOutOfRangeException.ThrowIfNegative(offset);
-                ArgumentException.ThrowIfNullOrEmpty(key.Topic);
-                ArgumentOutOfRangeException.ThrowIfNegative(key.Partition);
-                state.Offsets[key] = offset;
-            }
+            foreach (var (key, offset) in changes) state.Offsets[key] = offset;
             version = ++state.Version;
         }
         await state.WriteLock.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -100,11 +104,29 @@ public sealed class ConsumerOffsetStore
     }
 
     /// <summary>Forgets a group's committed offsets.</summary>
-    public void DeleteGroup(string group)
+    public async Task DeleteGroupAsync(string group, CancellationToken cancellationToken = default)
     {
-        lock (_lock) _groups.Remove(group);
-        _fs.Delete(PathOf(group));
-        _fs.SyncDirectory(_directory);
+        GroupState? state;
+        lock (_lock) _groups.TryGetValue(group, out state);
+        if (state is null) return;
+        // Wait out a commit in flight so that it cannot write the file back after the delete.
+        await state.WriteLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            lock (_lock) _groups.Remove(group);
+            _fs.Delete(PathOf(group));
+            _fs.SyncDirectory(_directory);
+        }
+        finally
+        {
+            state.WriteLock.Release();
+        }
+    }
+
+    private static void ValidateName(string name, string what)
+    {
+        if (Encoding.UTF8.GetByteCount(name) > ushort.MaxValue)
+            throw new ArgumentException($"{what} name is longer than {ushort.MaxValue} UTF-8 bytes", what);
     }
 
     private string PathOf(string group) => Path.Combine(_directory, Convert.ToHexString(Encoding.UTF8.GetBytes(group)) + ".offsets");

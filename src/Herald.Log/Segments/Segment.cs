@@ -87,8 +87,24 @@ internal sealed class Segment
     {
         File.Dispose();
         if (!_deleteOnRetire) return;
-        _fs.Delete(LogPath);
-        _fs.Delete(SegmentIndex.IndexPath(LogPath));
-        _fs.Delete(SegmentIndex.TimeIndexPath(LogPath));
+        try
+        {
+            _fs.Delete(LogPath);
+            _fs.Delete(SegmentIndex.IndexPath(LogPath));
+            _fs.Delete(SegmentIndex.TimeIndexPath(LogPath));
+            // The delete may run long after the retirement (when the last reader leaves): make it
+            // durable here too (DESIGN.md rule 3).
+            _fs.SyncDirectory(Path.GetDirectoryName(LogPath)!);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The segment is already out of the partition; this runs in a reader's Release, whose
+            // read succeeded. A file left behind holds only data retention meant to drop: the next
+            // maintenance pass after a reopen deletes it again.
+            DeleteError = e;
+        }
     }
+
+    /// <summary>Why deleting the retired segment's files failed, if it did.</summary>
+    public Exception? DeleteError { get; private set; }
 }

@@ -46,7 +46,7 @@ public class ConsumerOffsetStoreTests
             await log.Offsets.CommitAsync("g", [new(("orders", 0), 10), new(("orders", 3), 30)]);
             await log.Offsets.CommitAsync("group with spaces/and ✓", "orders", 1, 20);
             await log.Offsets.CommitAsync("gone", "orders", 1, 20);
-            log.Offsets.DeleteGroup("gone");
+            await log.Offsets.DeleteGroupAsync("gone");
         }
         await using (var log = EmbeddedLog.Open(dir.Path, Options))
         {
