@@ -8,6 +8,7 @@ namespace Herald.Log;
 public sealed partial class LogPartition
 {
     private readonly SemaphoreSlim _maintenance = new(1, 1);
+    private long _compactFrom; // where the next compaction pass starts its key map (Kafka's cleaner checkpoint)
 
     /// <summary>Deletes whole sealed segments, oldest first, while the partition is over
     /// <see cref="TopicOptions.RetentionBytes"/> or their newest record is older than
@@ -58,7 +59,9 @@ public sealed partial class LogPartition
     /// stored bytes. Each segment is rewritten to a temp file, fsynced and renamed over the old one,
     /// so a crash leaves either the old or the new file whole. The key map holds at most
     /// <see cref="TopicOptions.CompactionMaxKeys"/> keys (16-byte digests, as Kafka's cleaner
-    /// does); records past the point where it filled are kept for a later pass.
+    /// does); records past the point where it filled are kept for a later pass, which maps keys from
+    /// there on (records before it whose key that map holds are superseded), so that passes move
+    /// through a log with more keys than the map holds instead of mapping its start again and again.
     /// Returns the number of records removed.</summary>
     internal long Compact(DateTimeOffset now)
     {
@@ -69,7 +72,8 @@ public sealed partial class LogPartition
         if (cleanable == 0) return 0;
 
         var latest = new Dictionary<UInt128, long>();
-        var mapEnd = segments[0].BaseOffset;
+        var mapStart = _compactFrom > segments[0].BaseOffset && _compactFrom < segments[cleanable].BaseOffset ? _compactFrom : segments[0].BaseOffset;
+        var mapEnd = mapStart;
         var mappedSegments = 0;
         var records = new List<LogRecord>();
         var digests = new List<UInt128>();
@@ -77,10 +81,13 @@ public sealed partial class LogPartition
         var full = false;
         for (var i = 0; i < cleanable && !full; i++)
         {
+            mappedSegments = i + 1;
+            if (segments[i].NextOffset <= mapStart) continue; // before the map: cleaned with it, not mapped
             ForEachBatch(segments[i], (batch, _) =>
             {
+                if (RecordBatch.ReadHeader(batch.Span).NextOffset <= mapStart) return true;
                 records.Clear();
-                RecordBatchRecords.Decode(batch, 0, records);
+                RecordBatchRecords.Decode(batch, mapStart, records);
                 digests.Clear();
                 newKeys.Clear();
                 foreach (var r in records)
@@ -95,8 +102,9 @@ public sealed partial class LogPartition
                 mapEnd = RecordBatch.ReadHeader(batch.Span).NextOffset;
                 return true;
             });
-            mappedSegments = i + 1;
         }
+        // A full map leaves the rest for the next pass; one that reached the end starts over.
+        _compactFrom = full ? mapEnd : segments[0].BaseOffset;
 
         long removedTotal = 0;
         var rule = new SurvivalRule(latest, mapEnd, (now - _options.TombstoneRetention).ToUnixTimeMilliseconds());

@@ -109,6 +109,9 @@ public sealed partial class LogPartition
             next = batchHeader.NextOffset;
             used += (int)size;
         }
+        // The first batch past offset is at or past end (it landed after this read took its end
+        // offset): nothing below end here, so the caller answers with an empty read that moves on to end.
+        if (used == 0) return null;
         return new LogReadResult(buffer.AsMemory(0, used), offset, next);
     }
 

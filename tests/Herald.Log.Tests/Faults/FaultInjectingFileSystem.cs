@@ -7,7 +7,8 @@ namespace Herald.Log.Tests.Faults;
 /// .NET reports it), keep the disk full until told otherwise, and cut the power. For the power cut
 /// it tracks, per file, the length last made durable by a sync and whether its directory entry was
 /// synced; <see cref="ApplyPowerCut"/> then puts every file back to what a machine that lost power
-/// at that moment could hold.</summary>
+/// at that moment could hold. <see cref="BeforeOperation"/> lets a test hold or fail one exact
+/// read, write or fsync.</summary>
 internal sealed class FaultInjectingFileSystem(LogFileSystem inner) : LogFileSystem
 {
     /// <summary>ENOSPC, the HResult .NET gives the IOException of a full disk on Unix.</summary>
@@ -21,9 +22,19 @@ internal sealed class FaultInjectingFileSystem(LogFileSystem inner) : LogFileSys
     private long _powerCutAt = -1;
     private bool _diskFull;
     private bool _poweredOff;
+    private Action<FileOperation>? _beforeOperation;
 
     /// <summary>Faults injected so far.</summary>
     public int InjectedFaults { get; private set; }
+
+    /// <summary>Runs before every read, write and file sync, on the thread doing it and outside this
+    /// layer's lock: a test can hold that thread at an exact point (see <see cref="FilePause"/>),
+    /// count operations per file handle, or throw an <see cref="IOException"/> to fail that one.</summary>
+    public Action<FileOperation>? BeforeOperation
+    {
+        get => Volatile.Read(ref _beforeOperation);
+        set => Volatile.Write(ref _beforeOperation, value);
+    }
 
     public bool IsPoweredOff
     {
@@ -87,7 +98,7 @@ internal sealed class FaultInjectingFileSystem(LogFileSystem inner) : LogFileSys
                 state = new FileState { SyncedLength = existed ? file.Length : 0, EntryDurable = existed, CreatedAt = existed ? -1 : _opens };
                 _files[path] = state;
             }
-            return new FaultInjectingFile(this, file, state);
+            return new FaultInjectingFile(this, file, state, _opens);
         }
     }
 
@@ -211,8 +222,20 @@ internal sealed class FaultInjectingFileSystem(LogFileSystem inner) : LogFileSys
             : new IOException($"Input/output error (injected {what} fault) : '{path}'", 5);
     }
 
+    private void Before(FileOperationKind kind, FaultInjectingFile file)
+    {
+        if (BeforeOperation is { } hook) hook(new FileOperation(kind, file.Path, file.Handle, file.Inner.Length));
+    }
+
+    private int Read(FaultInjectingFile file, Span<byte> dest, long position)
+    {
+        Before(FileOperationKind.Read, file);
+        return file.Inner.Read(dest, position);
+    }
+
     private void Write(FaultInjectingFile file, ReadOnlySpan<byte> source, long position)
     {
+        Before(FileOperationKind.Write, file);
         IOException? fault = null;
         lock (_lock)
         {
@@ -235,6 +258,7 @@ internal sealed class FaultInjectingFileSystem(LogFileSystem inner) : LogFileSys
 
     private void Sync(FaultInjectingFile file)
     {
+        Before(FileOperationKind.Sync, file);
         long length;
         lock (_lock)
         {
@@ -278,9 +302,12 @@ internal sealed class FaultInjectingFileSystem(LogFileSystem inner) : LogFileSys
         public int Remaining { get; set; } = Remaining;
     }
 
-    private sealed class FaultInjectingFile(FaultInjectingFileSystem fs, LogFile inner, FileState state) : LogFile
+    private sealed class FaultInjectingFile(FaultInjectingFileSystem fs, LogFile inner, FileState state, long handle) : LogFile
     {
         public LogFile Inner => inner;
+
+        /// <summary>The number of the open that made this handle: one per handle.</summary>
+        public long Handle { get; } = handle;
 
         public FileState State => state;
 
@@ -288,7 +315,7 @@ internal sealed class FaultInjectingFileSystem(LogFileSystem inner) : LogFileSys
 
         public override long Length => inner.Length;
 
-        public override int Read(Span<byte> dest, long position) => inner.Read(dest, position);
+        public override int Read(Span<byte> dest, long position) => fs.Read(this, dest, position);
 
         public override void Write(ReadOnlySpan<byte> source, long position) => fs.Write(this, source, position);
 
@@ -299,4 +326,18 @@ internal sealed class FaultInjectingFileSystem(LogFileSystem inner) : LogFileSys
         // Always closes the real handle, power or not: this is how an abandoned log lets go of its files.
         public override void Dispose() => inner.Dispose();
     }
+}
+
+internal enum FileOperationKind
+{
+    Read,
+    Write,
+    Sync,
+}
+
+/// <summary>A read, write or file sync about to run: the file, the number of the open that made its
+/// handle (so that two handles of one file tell apart), and the file's length before it.</summary>
+internal readonly record struct FileOperation(FileOperationKind Kind, string Path, long Handle, long Length)
+{
+    public string FileName => System.IO.Path.GetFileName(Path);
 }
