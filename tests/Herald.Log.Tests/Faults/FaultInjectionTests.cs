@@ -80,7 +80,6 @@ public sealed class FaultInjectionTests(ITestOutputHelper output)
     [InlineData(16, null, false)]
     [InlineData(33, null, false)]
     [InlineData(47, null, false)]
-    [InlineData(1, ".index", false)]
     [InlineData(1, ".log", true)]
     [InlineData(2, ".log", true)]
     public async Task A_failed_fsync_fails_its_appends_and_the_partition_reopens_through_recovery(int n, string? file, bool newFile) =>
