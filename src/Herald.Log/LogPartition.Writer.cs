@@ -9,6 +9,7 @@ public sealed partial class LogPartition
     private readonly RecordBatchBuilder _builder = new();
     private byte[] _buffer = [];
     private int _bufferUsed;
+    private long _bufferedNextOffset;  // the offset after the last batch in the buffer
     private long _groupFirstNewBase = long.MaxValue; // base offset of the first segment the current group created
     private long _unsyncedBytes;       // AckOnWrite: written since the last fsync
     private long _lastSyncTicks;
@@ -177,7 +178,7 @@ public sealed partial class LogPartition
     private void FinishBatch()
     {
         if (!_builder.IsOpen) return;
-        if (_builder.Count == 0) { _builder.Finish(); return; }
+        if (_builder.Count == 0) { _builder.Abandon(); return; }
         var size = _builder.Finish();
         OnBatchBuffered(RecordBatch.ReadHeader(_buffer.AsSpan(_bufferUsed)), size);
     }
@@ -188,6 +189,7 @@ public sealed partial class LogPartition
         active.Index.OnBatch(header.BaseOffset, active.Size + _bufferUsed, size, header.MaxTimestamp);
         active.FirstAppend ??= _time.GetUtcNow();
         _bufferUsed += size;
+        _bufferedNextOffset = header.NextOffset;
     }
 
     private void WriteBuffer()
@@ -197,22 +199,9 @@ public sealed partial class LogPartition
         var batches = _buffer.AsSpan(0, _bufferUsed);
         active.File.Write(batches, active.Size);
         active.Size += _bufferUsed;
-        var last = LastBatchNextOffset(batches);
-        active.NextOffset = last;
+        active.NextOffset = _bufferedNextOffset;
         _unsyncedBytes += _bufferUsed;
         _bufferUsed = 0;
-    }
-
-    private static long LastBatchNextOffset(ReadOnlySpan<byte> batches)
-    {
-        long next = 0;
-        for (var p = 0; p < batches.Length;)
-        {
-            var header = RecordBatch.ReadHeader(batches[p..]);
-            next = header.NextOffset;
-            p += header.TotalSize;
-        }
-        return next;
     }
 
     private void Sync()
