@@ -62,6 +62,9 @@ public sealed class EmbeddedLog : IAsyncDisposable, IDisposable
 
     public ConsumerOffsetStore Offsets { get; }
 
+    /// <summary>A copy of the options a topic gets when it is created without its own.</summary>
+    public TopicOptions DefaultTopicOptions() => _options.DefaultTopic.Clone();
+
     /// <summary>Opens (creating if needed) the log in <paramref name="directory"/>, recovering every
     /// partition: torn tails truncated, stale indexes rebuilt, corruption reported.</summary>
     public static EmbeddedLog Open(string directory, EmbeddedLogOptions? options = null) =>

@@ -64,5 +64,6 @@ public sealed class TopicOptions
         if (CompactionMaxKeys < 1) Fail(topic, nameof(CompactionMaxKeys), "must be positive");
     }
 
-    internal TopicOptions Clone() => (TopicOptions)MemberwiseClone();
+    /// <summary>A copy to change without touching this one.</summary>
+    public TopicOptions Clone() => (TopicOptions)MemberwiseClone();
 }

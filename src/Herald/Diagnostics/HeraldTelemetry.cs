@@ -1,0 +1,114 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+
+namespace Herald.Diagnostics;
+
+/// <summary>Herald's OpenTelemetry signals: the "Herald" <see cref="ActivitySource"/> (publish and
+/// process spans after the messaging semantic conventions, linked through <c>traceparent</c>) and
+/// the "Herald" <see cref="Meter"/>. Add both names to an OpenTelemetry SDK to export them.</summary>
+public sealed class HeraldTelemetry : IDisposable
+{
+    public const string Name = "Herald";
+
+    private readonly Meter _meter;
+    private readonly Counter<long> _published, _handled, _failed, _retried, _deadLettered;
+    private readonly Histogram<double> _duration;
+    private readonly List<Func<IEnumerable<Measurement<long>>>> _lagSources = [];
+
+    public HeraldTelemetry(IMeterFactory? meterFactory = null)
+    {
+        Source = new ActivitySource(Name, typeof(HeraldTelemetry).Assembly.GetName().Version?.ToString());
+        _meter = meterFactory?.Create(Name) ?? new Meter(Name);
+        _published = _meter.CreateCounter<long>("herald.published", "{event}", "Events published and durable.");
+        _handled = _meter.CreateCounter<long>("herald.handled", "{event}", "Events handled successfully.");
+        _failed = _meter.CreateCounter<long>("herald.failed", "{attempt}", "Handler attempts that threw.");
+        _retried = _meter.CreateCounter<long>("herald.retried", "{event}", "Events sent to a retry topic for a delayed retry.");
+        _deadLettered = _meter.CreateCounter<long>("herald.dead_lettered", "{event}", "Events written to a dead-letter topic.");
+        _duration = _meter.CreateHistogram<double>("herald.handler.duration", "s", "Handler duration per attempt.");
+        _meter.CreateObservableGauge("herald.consumer.lag", ObserveLag, "{event}", "Records not yet consumed per partition and group.");
+    }
+
+    public ActivitySource Source { get; }
+
+    internal Activity? StartPublish(string system, string topic)
+    {
+        if (!Source.HasListeners()) return null;
+        var activity = Source.StartActivity($"send {topic}", ActivityKind.Producer);
+        if (activity is null) return null;
+        activity.SetTag("messaging.system", system);
+        activity.SetTag("messaging.operation.type", "send");
+        activity.SetTag("messaging.operation.name", "send");
+        activity.SetTag("messaging.destination.name", topic);
+        return activity;
+    }
+
+    internal Activity? StartProcess(string system, Envelope envelope, string group)
+    {
+        if (!Source.HasListeners()) return null;
+        ActivityContext parent = default;
+        ActivityLink[]? links = null;
+        if (envelope.TraceParent is { } tp && ActivityContext.TryParse(tp, null, out var producer))
+        {
+            parent = producer;
+            links = [new ActivityLink(producer)];
+        }
+        var activity = Source.StartActivity($"process {envelope.Topic}", ActivityKind.Consumer, parent, links: links);
+        if (activity is null) return null;
+        activity.SetTag("messaging.system", system);
+        activity.SetTag("messaging.operation.type", "process");
+        activity.SetTag("messaging.operation.name", "process");
+        activity.SetTag("messaging.destination.name", envelope.Topic);
+        activity.SetTag("messaging.destination.partition.id", envelope.Partition);
+        activity.SetTag("messaging.consumer.group.name", group);
+        activity.SetTag("messaging.message.id", envelope.Id);
+        activity.SetTag("messaging.kafka.offset", envelope.Offset);
+        return activity;
+    }
+
+    internal void Published(string topic) => _published.Add(1, new KeyValuePair<string, object?>("messaging.destination.name", topic));
+
+    internal void Handled(string topic, string group, double seconds)
+    {
+        var tags = new TagList { { "messaging.destination.name", topic }, { "messaging.consumer.group.name", group } };
+        _handled.Add(1, tags);
+        _duration.Record(seconds, tags);
+    }
+
+    internal void Failed(string topic, string group, Exception error, double seconds)
+    {
+        var tags = new TagList { { "messaging.destination.name", topic }, { "messaging.consumer.group.name", group }, { "error.type", error.GetType().FullName } };
+        _failed.Add(1, tags);
+        _duration.Record(seconds, tags);
+    }
+
+    internal void Retried(string topic, string group) =>
+        _retried.Add(1, new TagList { { "messaging.destination.name", topic }, { "messaging.consumer.group.name", group } });
+
+    internal void DeadLettered(string topic, string group, string reason) =>
+        _deadLettered.Add(1, new TagList { { "messaging.destination.name", topic }, { "messaging.consumer.group.name", group }, { "herald.dead_letter.reason", reason } });
+
+    internal void AddLagSource(Func<IEnumerable<Measurement<long>>> source)
+    {
+        lock (_lagSources) _lagSources.Add(source);
+    }
+
+    internal void RemoveLagSource(Func<IEnumerable<Measurement<long>>> source)
+    {
+        lock (_lagSources) _lagSources.Remove(source);
+    }
+
+    private IEnumerable<Measurement<long>> ObserveLag()
+    {
+        Func<IEnumerable<Measurement<long>>>[] sources;
+        lock (_lagSources) sources = [.. _lagSources];
+        var all = new List<Measurement<long>>();
+        foreach (var s in sources) all.AddRange(s());
+        return all;
+    }
+
+    public void Dispose()
+    {
+        Source.Dispose();
+        _meter.Dispose();
+    }
+}

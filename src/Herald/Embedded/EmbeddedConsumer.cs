@@ -1,0 +1,198 @@
+using Herald.Log;
+using Herald.Transport;
+
+namespace Herald.Embedded;
+
+/// <summary>A consumer group member over the embedded log.</summary>
+internal sealed class EmbeddedConsumer : ITransportConsumer
+{
+    private readonly EmbeddedTransport _transport;
+    private readonly EmbeddedGroupCoordinator _coordinator;
+    private readonly Dictionary<TopicPartition, Cursor> _owned = [];
+    private readonly List<Cursor> _order = [];
+    private int _generation = -1;
+    private int _next;
+    private bool _disposed;
+
+    private sealed class Cursor(TopicPartition partition, LogPartition log, long offset)
+    {
+        public readonly TopicPartition Partition = partition;
+        public readonly LogPartition Log = log;
+        public long Offset = offset;                 // the next offset to read from the log
+        public readonly List<LogRecord> Decoded = [];
+        public int Taken;                            // how many of Decoded were handed out
+        public bool Paused;
+    }
+
+    public EmbeddedConsumer(EmbeddedTransport transport, EmbeddedGroupCoordinator coordinator, ConsumerSpec spec)
+    {
+        _transport = transport;
+        _coordinator = coordinator;
+        Spec = spec;
+        _coordinator.Join(this);
+    }
+
+    public ConsumerSpec Spec { get; }
+
+    public IReadOnlyCollection<TopicPartition> Assignment => _owned.Keys;
+
+    public async ValueTask FetchAsync(List<TransportRecord> into, int maxRecords, long maxBytes, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(into);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var (generation, changed) = _coordinator.State(this);
+            if (generation != _generation)
+            {
+                await RebalanceAsync(cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+            if (TakeAvailable(into, maxRecords, maxBytes)) return;
+            await WaitForDataAsync(changed, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private bool TakeAvailable(List<TransportRecord> into, int maxRecords, long maxBytes)
+    {
+        var count = _order.Count;
+        long bytes = 0;
+        var added = 0;
+        for (var i = 0; i < count && added < maxRecords && bytes < maxBytes; i++)
+        {
+            var cursor = _order[(_next + i) % count];
+            if (cursor.Paused) continue;
+            if (cursor.Taken == cursor.Decoded.Count)
+            {
+                if (cursor.Log.EndOffset <= cursor.Offset) continue;
+                cursor.Decoded.Clear();
+                cursor.Taken = 0;
+                var offset = Math.Max(cursor.Offset, cursor.Log.StartOffset);
+                var read = cursor.Log.Read(offset, (int)Math.Clamp(maxBytes - bytes, 4096, LogPartition.DefaultReadBytes));
+                if (read.IsEmpty) continue;
+                read.DecodeRecords(cursor.Decoded);
+                cursor.Offset = read.NextOffset;
+            }
+            var topic = cursor.Partition.Topic;
+            var partition = cursor.Partition.Partition;
+            while (cursor.Taken < cursor.Decoded.Count && added < maxRecords && bytes < maxBytes)
+            {
+                var r = cursor.Decoded[cursor.Taken++];
+                var record = new TransportRecord(topic, partition, r.Offset, r.TimestampMs, r.Key, r.Value, r.Headers);
+                into.Add(record);
+                bytes += record.Size;
+                added++;
+            }
+            if (cursor.Taken == cursor.Decoded.Count)
+            {
+                cursor.Decoded.Clear();
+                cursor.Taken = 0;
+            }
+        }
+        _next = count == 0 ? 0 : (_next + 1) % count;
+        return added > 0;
+    }
+
+    private async Task WaitForDataAsync(Task changed, CancellationToken cancellationToken)
+    {
+        foreach (var cursor in _order)
+            if (!cursor.Paused && cursor.Taken < cursor.Decoded.Count) return; // decoded records left over from a fetch at its limit
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var waits = new List<Task>(_order.Count + 1) { changed };
+        foreach (var cursor in _order)
+        {
+            if (cursor.Paused) continue;
+            waits.Add(cursor.Log.WaitForDataAsync(cursor.Offset, cts.Token).AsTask());
+        }
+        try
+        {
+            var done = await Task.WhenAny(waits).ConfigureAwait(false);
+            if (done.IsFaulted) await done.ConfigureAwait(false);
+        }
+        finally
+        {
+            await cts.CancelAsync().ConfigureAwait(false);
+            foreach (var w in waits) _ = w.Exception; // observe the cancelled waits
+        }
+        cancellationToken.ThrowIfCancellationRequested();
+    }
+
+    private async Task RebalanceAsync(CancellationToken cancellationToken)
+    {
+        var (generation, target) = _coordinator.Assignment(this, _transport.GetPartitionCount);
+        var revoked = new List<TopicPartition>();
+        foreach (var tp in _owned.Keys)
+            if (!target.Contains(tp)) revoked.Add(tp);
+        if (revoked.Count > 0)
+        {
+            if (Spec.OnRevoking is { } onRevoking) await onRevoking(revoked, cancellationToken).ConfigureAwait(false);
+            foreach (var tp in revoked) _order.Remove(_owned[tp]);
+            foreach (var tp in revoked) _owned.Remove(tp);
+            _coordinator.Release(this, revoked);
+        }
+        var added = new List<TopicPartition>();
+        foreach (var tp in target)
+        {
+            if (_owned.ContainsKey(tp)) continue;
+            // The previous owner may still be draining: wait for it to release, or for a newer generation.
+            while (!_coordinator.TryClaim(this, tp))
+            {
+                var (current, changed) = _coordinator.State(this);
+                if (current != generation) return;
+                await changed.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            var log = _transport.Partition(tp.Topic, tp.Partition);
+            var cursor = new Cursor(tp, log, await StartOffsetAsync(tp, log, cancellationToken).ConfigureAwait(false));
+            _owned[tp] = cursor;
+            _order.Add(cursor);
+            added.Add(tp);
+        }
+        _generation = generation;
+        if (added.Count > 0 && Spec.OnAssigned is { } onAssigned) await onAssigned(added, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<long> StartOffsetAsync(TopicPartition tp, LogPartition log, CancellationToken cancellationToken)
+    {
+        if (GetCommitted(tp) is { } committed) return Math.Clamp(committed, log.StartOffset, log.EndOffset);
+        if (Spec.StartFrom == StartFrom.Earliest || Spec.AlwaysFromEarliest?.Contains(tp.Topic) == true) return log.StartOffset;
+        // A new group starting at the latest record commits that position at once, so a restart
+        // before its first commit does not skip what was published in between.
+        var end = log.EndOffset;
+        await _transport.Log.Offsets.CommitAsync(Spec.Group, tp.Topic, tp.Partition, end, cancellationToken).ConfigureAwait(false);
+        return end;
+    }
+
+    public async ValueTask CommitAsync(IReadOnlyList<KeyValuePair<TopicPartition, long>> offsets, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(offsets);
+        if (offsets.Count == 0) return;
+        var list = new KeyValuePair<(string, int), long>[offsets.Count];
+        for (var i = 0; i < offsets.Count; i++) list[i] = new((offsets[i].Key.Topic, offsets[i].Key.Partition), offsets[i].Value);
+        await _transport.Log.Offsets.CommitAsync(Spec.Group, list, cancellationToken).ConfigureAwait(false);
+    }
+
+    public long? GetCommitted(TopicPartition partition) =>
+        _transport.Log.Offsets.GetCommitted(Spec.Group, partition.Topic, partition.Partition);
+
+    public void Pause(IEnumerable<TopicPartition> partitions) => SetPaused(partitions, true);
+
+    public void Resume(IEnumerable<TopicPartition> partitions) => SetPaused(partitions, false);
+
+    private void SetPaused(IEnumerable<TopicPartition> partitions, bool paused)
+    {
+        ArgumentNullException.ThrowIfNull(partitions);
+        foreach (var tp in partitions)
+            if (_owned.TryGetValue(tp, out var cursor)) cursor.Paused = paused;
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        if (_disposed) return ValueTask.CompletedTask;
+        _disposed = true;
+        _coordinator.Leave(this);
+        _owned.Clear();
+        _order.Clear();
+        return ValueTask.CompletedTask;
+    }
+}

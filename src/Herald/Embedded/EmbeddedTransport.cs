@@ -1,0 +1,102 @@
+using System.Runtime.CompilerServices;
+using Herald.Log;
+using Herald.Transport;
+
+namespace Herald.Embedded;
+
+/// <summary>The default transport: Herald.Log in this process. Records are durable when
+/// <see cref="ProduceAsync"/> completes (fsync with group commit unless a topic opts out);
+/// consumer groups are coordinated in process and their offsets kept in the log's offset store.</summary>
+public sealed class EmbeddedTransport : ITransport
+{
+    private readonly EmbeddedLog _log;
+    private readonly bool _ownsLog;
+    private readonly EmbeddedGroupCoordinator _coordinator = new();
+
+    /// <summary>Opens (or creates) the log in <paramref name="directory"/>; the transport owns it.</summary>
+    public EmbeddedTransport(string directory, EmbeddedLogOptions? options = null)
+        : this(EmbeddedLog.Open(directory, options), ownsLog: true)
+    {
+    }
+
+    /// <summary>Uses an open log; disposing the transport leaves it open when <paramref name="ownsLog"/> is false.</summary>
+    public EmbeddedTransport(EmbeddedLog log, bool ownsLog)
+    {
+        ArgumentNullException.ThrowIfNull(log);
+        _log = log;
+        _ownsLog = ownsLog;
+    }
+
+    public string Name => "herald";
+
+    /// <summary>The log underneath.</summary>
+    public EmbeddedLog Log => _log;
+
+    public ValueTask EnsureTopicAsync(TopicSpec topic, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(topic);
+        if (_log.TryGetTopic(topic.Name, out _)) return ValueTask.CompletedTask;
+        var options = topic.EmbeddedOptions?.Clone() ?? _log.DefaultTopicOptions();
+        options.Partitions = topic.Partitions;
+        _log.GetOrCreateTopic(topic.Name, options);
+        return ValueTask.CompletedTask;
+    }
+
+    public int GetPartitionCount(string topic) => Topic(topic).Partitions.Count;
+
+    public ValueTask<long> ProduceAsync(string topic, int partition, OutgoingRecord record, CancellationToken cancellationToken = default) =>
+        Partition(topic, partition).AppendAsync(new NewRecord(record.Key, record.Value, record.Headers, record.TimestampMs), cancellationToken);
+
+    public PartitionOffsets GetOffsets(string topic, int partition)
+    {
+        var p = Partition(topic, partition);
+        return new PartitionOffsets(p.StartOffset, p.EndOffset);
+    }
+
+    public async IAsyncEnumerable<TransportRecord> ReadAsync(string topic, int partition, long fromOffset, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var p = Partition(topic, partition);
+        var end = p.EndOffset;
+        var offset = Math.Max(fromOffset, p.StartOffset);
+        var records = new List<LogRecord>();
+        while (offset < end)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var read = p.Read(offset);
+            if (read.IsEmpty) break;
+            records.Clear();
+            read.DecodeRecords(records);
+            foreach (var r in records)
+            {
+                if (r.Offset >= end) yield break;
+                yield return new TransportRecord(topic, partition, r.Offset, r.TimestampMs, r.Key, r.Value, r.Headers);
+            }
+            offset = read.NextOffset;
+            await Task.Yield();
+        }
+    }
+
+    public ITransportConsumer CreateConsumer(ConsumerSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        EmbeddedLog.ValidateTopicName(spec.Group); // a group name becomes part of retry and dead-letter topic names
+        foreach (var t in spec.Topics) _ = Topic(t);
+        return new EmbeddedConsumer(this, _coordinator, spec);
+    }
+
+    internal LogTopic Topic(string topic) =>
+        _log.TryGetTopic(topic, out var t) ? t : throw new UnknownTopicException(topic);
+
+    internal LogPartition Partition(string topic, int partition)
+    {
+        var t = Topic(topic);
+        if ((uint)partition >= (uint)t.Partitions.Count)
+            throw new ArgumentOutOfRangeException(nameof(partition), partition, $"topic '{topic}' has {t.Partitions.Count} partitions");
+        return t.Partitions[partition];
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_ownsLog) await _log.DisposeAsync().ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,66 @@
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Herald;
+
+/// <summary>What a handler knows about the event it handles, and how it publishes follow-up
+/// events: <see cref="PublishAsync{T}"/> carries this event's correlation id and records this event
+/// as the cause.</summary>
+public sealed class EventContext
+{
+    private readonly IEventPublisher _publisher;
+    private readonly IServiceProvider _root;
+    private readonly Internal.Pipeline.BatchScope? _batch;
+    private IServiceScope? _scope;
+    private IServiceProvider? _services;
+
+    internal EventContext(Envelope envelope, IEventPublisher publisher, IServiceProvider root, Internal.Pipeline.BatchScope? batch, int attempt, string group, CancellationToken cancellationToken)
+    {
+        Envelope = envelope;
+        _publisher = publisher;
+        _root = root;
+        _batch = batch;
+        Attempt = attempt;
+        Group = group;
+        CancellationToken = cancellationToken;
+    }
+
+    public Envelope Envelope { get; }
+
+    /// <summary>1 for the first delivery; counts every attempt, immediate and delayed.</summary>
+    public int Attempt { get; internal set; }
+
+    /// <summary>The consumer group handling the event.</summary>
+    public string Group { get; }
+
+    /// <summary>Cancelled when the host stops and the drain timeout has passed.</summary>
+    public CancellationToken CancellationToken { get; }
+
+    /// <summary>Services from a DI scope for this event (or its batch), created when first used.</summary>
+    public IServiceProvider Services
+    {
+        get
+        {
+            if (_services is not null) return _services;
+            if (_batch is not null) return _services = _batch.Services;
+            _scope = _root.CreateScope();
+            return _services = _scope.ServiceProvider;
+        }
+    }
+
+    /// <summary>Publishes a follow-up event with this event's correlation id and this event as its cause.</summary>
+    public ValueTask PublishAsync<T>(T evt, string? key = null, CancellationToken cancellationToken = default) =>
+        _publisher.PublishAsync(evt, new PublishOptions { Key = key, CorrelationId = Envelope.CorrelationId, CausationId = Envelope.Id }, cancellationToken);
+
+    internal ValueTask DisposeScopeAsync()
+    {
+        var scope = _scope;
+        _scope = null;
+        return scope is IAsyncDisposable a ? a.DisposeAsync() : Dispose(scope);
+
+        static ValueTask Dispose(IDisposable? d)
+        {
+            d?.Dispose();
+            return ValueTask.CompletedTask;
+        }
+    }
+}

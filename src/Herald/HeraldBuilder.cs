@@ -1,0 +1,96 @@
+using System.Text.Json;
+using Herald.Embedded;
+using Herald.Internal;
+using Herald.Log;
+using Herald.Serialization;
+using Herald.Subscriptions;
+using Herald.Transport;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Herald;
+
+/// <summary>Wires Herald: the transport, the serializer, event-to-topic mappings, topics and
+/// subscriptions. Used through <see cref="HeraldServiceCollectionExtensions.AddHerald"/>.</summary>
+public sealed class HeraldBuilder
+{
+    internal readonly List<Action<EventTypeMap>> Events = [];
+    internal readonly Dictionary<string, TopicSpec> Topics = new(StringComparer.Ordinal);
+    internal readonly List<SubscriptionBuilder> Subscriptions = [];
+    internal Func<IServiceProvider, ITransport>? TransportFactory;
+    internal IEventSerializer? Serializer;
+
+    internal HeraldBuilder(IServiceCollection services) => Services = services;
+
+    public IServiceCollection Services { get; }
+
+    public HeraldOptions Options { get; } = new();
+
+    /// <summary>The embedded durable log in <paramref name="directory"/> (the default is
+    /// "herald-data" under the working directory).</summary>
+    public HeraldBuilder UseEmbedded(string directory, Action<EmbeddedLogOptions>? configure = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        var options = new EmbeddedLogOptions();
+        configure?.Invoke(options);
+        TransportFactory = _ => new EmbeddedTransport(directory, options);
+        return this;
+    }
+
+    /// <summary>Any transport, such as Kafka.</summary>
+    public HeraldBuilder UseTransport(Func<IServiceProvider, ITransport> factory)
+    {
+        ArgumentNullException.ThrowIfNull(factory);
+        TransportFactory = factory;
+        return this;
+    }
+
+    public HeraldBuilder UseSerializer(IEventSerializer serializer)
+    {
+        ArgumentNullException.ThrowIfNull(serializer);
+        Serializer = serializer;
+        return this;
+    }
+
+    /// <summary>System.Text.Json with these options (set a source-generated context as their
+    /// <see cref="JsonSerializerOptions.TypeInfoResolver"/> to avoid reflection).</summary>
+    public HeraldBuilder UseSystemTextJson(JsonSerializerOptions options) => UseSerializer(new SystemTextJsonEventSerializer(options));
+
+    /// <summary>Declares a topic. <paramref name="embedded"/> tunes it on the embedded log (durability, segments, retention).</summary>
+    public HeraldBuilder Topic(string name, int partitions = 0, Action<TopicOptions>? embedded = null)
+    {
+        EmbeddedLog.ValidateTopicName(name);
+        TopicOptions? options = null;
+        if (embedded is not null)
+        {
+            options = new TopicOptions();
+            embedded(options);
+        }
+        Topics[name] = new TopicSpec(name, partitions, options);
+        return this;
+    }
+
+    /// <summary>Maps an event type to a topic. <paramref name="key"/> gives the partition key (events
+    /// of one key stay in order); <paramref name="typeName"/> is its <c>ce_type</c>, by default the
+    /// type's name.</summary>
+    public HeraldBuilder Event<T>(string topic, Func<T, string?>? key = null, string? typeName = null)
+    {
+        EmbeddedLog.ValidateTopicName(topic);
+        var name = typeName ?? typeof(T).Name;
+        ArgumentException.ThrowIfNullOrWhiteSpace(name, nameof(typeName));
+        Events.Add(map => map.Add(new EventMapping<T>(name, topic, key)));
+        return this;
+    }
+
+    /// <summary>Adds a subscription: a consumer group and the handlers it runs.</summary>
+    public HeraldBuilder Subscribe(string group, Action<SubscriptionBuilder> configure)
+    {
+        EmbeddedLog.ValidateTopicName(group);
+        ArgumentNullException.ThrowIfNull(configure);
+        foreach (var s in Subscriptions)
+            if (s.Group == group) throw new ArgumentException($"subscription '{group}' is declared twice", nameof(group));
+        var builder = new SubscriptionBuilder(group, Services);
+        configure(builder);
+        Subscriptions.Add(builder);
+        return this;
+    }
+}

@@ -1,0 +1,43 @@
+using System.Text;
+
+namespace Herald.Internal;
+
+/// <summary>An event type mapped to its <c>ce_type</c> name, topic and key selector.</summary>
+internal abstract class EventMapping(Type clrType, string name, string topic)
+{
+    public Type ClrType { get; } = clrType;
+    public string Name { get; } = name;
+    public byte[] NameUtf8 { get; } = Encoding.UTF8.GetBytes(name);
+    public string Topic { get; } = topic;
+}
+
+internal sealed class EventMapping<T>(string name, string topic, Func<T, string?>? key) : EventMapping(typeof(T), name, topic)
+{
+    public Func<T, string?>? Key { get; } = key;
+}
+
+/// <summary>Every mapped event type, by CLR type and by <c>ce_type</c> bytes.</summary>
+internal sealed class EventTypeMap
+{
+    private readonly Dictionary<Type, EventMapping> _byType = [];
+    private readonly Dictionary<ReadOnlyMemory<byte>, EventMapping> _byName = new(ByteKeyComparer.Instance);
+
+    public IEnumerable<EventMapping> All => _byType.Values;
+
+    public void Add(EventMapping mapping)
+    {
+        if (_byType.ContainsKey(mapping.ClrType)) throw new InvalidOperationException($"event type {mapping.ClrType.Name} is mapped twice");
+        if (_byName.TryGetValue(mapping.NameUtf8, out var other))
+            throw new InvalidOperationException($"event types {other.ClrType.FullName} and {mapping.ClrType.FullName} both use the type name '{mapping.Name}'; give one of them another name");
+        _byType[mapping.ClrType] = mapping;
+        _byName[mapping.NameUtf8] = mapping;
+    }
+
+    public EventMapping<T> Get<T>() =>
+        _byType.TryGetValue(typeof(T), out var m) ? (EventMapping<T>)m
+            : throw new InvalidOperationException($"event type {typeof(T).FullName} is not mapped to a topic; add h.Event<{typeof(T).Name}>(\"topic\") in AddHerald");
+
+    public bool TryGet(Type type, out EventMapping mapping) => _byType.TryGetValue(type, out mapping!);
+
+    public bool TryGet(ReadOnlyMemory<byte> name, out EventMapping mapping) => _byName.TryGetValue(name, out mapping!);
+}

@@ -1,0 +1,330 @@
+using System.Diagnostics;
+using Herald.Subscriptions;
+using Herald.Transport;
+
+namespace Herald.Internal.Pipeline;
+
+internal sealed partial class SubscriptionRunner
+{
+    private readonly Stack<Queue<Work>> _queuePool = new();
+
+    private async Task DispatchLoopAsync()
+    {
+        var reader = _signals.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync().ConfigureAwait(false))
+            {
+                while (reader.TryRead(out var signal)) Handle(signal);
+                StartReady();
+                if (_stopping)
+                {
+                    if (_inFlight == 0 && AllLanesIdle() && !_commitInFlight)
+                    {
+                        await CommitFinalAsync().ConfigureAwait(false);
+                        _stopped?.TrySetResult();
+                        return;
+                    }
+                    continue;
+                }
+                if (!_commitInFlight && Stopwatch.GetElapsedTime(_lastCommitTicks) >= _options.CommitInterval) StartCommit();
+            }
+        }
+        catch (Exception e)
+        {
+            LogMessages.DispatcherFailed(_log, e, _sub.Group);
+            LastError = e;
+            _stopped?.TrySetException(e);
+            throw;
+        }
+    }
+
+    private void Handle(Signal signal)
+    {
+        switch (signal.Kind)
+        {
+            case SignalKind.Batch:
+                Enqueue((List<TransportRecord>)signal.Payload!);
+                break;
+            case SignalKind.Completed:
+                Finish((Work)signal.Payload!, signal.Flag);
+                break;
+            case SignalKind.Wake:
+                OnDue((Work)signal.Payload!);
+                break;
+            case SignalKind.Assign:
+                foreach (var lane in (List<Lane>)signal.Payload!)
+                {
+                    _lanes[lane.MainPartition] = lane;
+                    _lanes[lane.RetryPartition] = lane;
+                }
+                SnapshotLanes();
+                break;
+            case SignalKind.Revoke:
+                BeginRevoke((IReadOnlyList<TopicPartition>)signal.Payload!, signal.Done!);
+                break;
+            case SignalKind.CommitDone:
+                _commitInFlight = false;
+                break;
+            case SignalKind.Tick:
+                break;
+            case SignalKind.Stop:
+                _stopping = true;
+                _stopped = signal.Done;
+                foreach (var lane in DistinctLanes()) DropUnstarted(lane);
+                break;
+        }
+    }
+
+    private void Enqueue(List<TransportRecord> batch)
+    {
+        BatchScope? scope = _options.HandlerScope == HandlerScope.PerBatch ? new BatchScope(_rt.Services) : null;
+        foreach (var record in batch)
+        {
+            if (!_lanes.TryGetValue(new TopicPartition(record.Topic, record.Partition), out var lane) || lane.Revoking || _stopping)
+            {
+                ReleaseBudget(record.Topic, 1, record.Size); // fetched just before a revoke: the next owner reads it again
+                continue;
+            }
+            var isRetry = record.Topic == lane.RetryTopic;
+            var size = record.Size;
+            var seq = (isRetry ? lane.Retry : lane.Main).Add(record.Offset, size);
+            scope?.AddRef();
+            var work = new Work(record, lane, isRetry, seq, size, scope);
+            if (isRetry) ReadRetryHeaders(work);
+            if (record.Key is not { } key)
+            {
+                _ready.Enqueue(work);
+                continue;
+            }
+            if (lane.Keys.TryGetValue(key, out var waiting))
+            {
+                waiting.Enqueue(work);
+                continue;
+            }
+            lane.Keys[key] = _queuePool.TryPop(out var q) ? q : new Queue<Work>();
+            _ready.Enqueue(work);
+        }
+        scope?.Release();
+    }
+
+    private static void ReadRetryHeaders(Work work)
+    {
+        var h = work.Record.Headers;
+        work.OriginalOffset = Headers.Long(h, HeaderNames.OriginalOffset) ?? work.Record.Offset;
+        work.Round = (int)(Headers.Long(h, HeaderNames.Round) ?? 0);
+        work.PriorAttempts = (int)(Headers.Long(h, HeaderNames.Attempts) ?? 0);
+        work.DueMs = Headers.Long(h, HeaderNames.DueMs) ?? 0;
+        work.Replay = Headers.Long(h, HeaderNames.Replay) == 1;
+        work.FirstFailureMs = Headers.Long(h, HeaderNames.FirstFailureMs) ?? 0;
+    }
+
+    private void StartReady()
+    {
+        while (_inFlight < _options.MaxInFlight && !_stopping && _ready.TryDequeue(out var work))
+            Start(work);
+    }
+
+    private void Start(Work work)
+    {
+        var lane = work.Lane;
+        lane.Outstanding++;
+        if (work.DueMs > 0)
+        {
+            var wait = work.DueMs - _rt.Time.GetUtcNow().ToUnixTimeMilliseconds();
+            if (wait > 0)
+            {
+                // A delayed retry not yet due: it holds its key (later events of the key wait behind
+                // it) but not a handler slot.
+                work.DueTimer = _rt.Time.CreateTimer(static state =>
+                {
+                    var (runner, w) = ((SubscriptionRunner, Work))state!;
+                    runner._signals.Writer.TryWrite(new Signal(SignalKind.Wake, w));
+                }, (this, work), TimeSpan.FromMilliseconds(wait), Timeout.InfiniteTimeSpan);
+                _waitingForDue.Add(work);
+                return;
+            }
+        }
+        _inFlight++;
+        var pending = ProcessAsync(work);
+        if (pending.IsCompletedSuccessfully) Finish(work, pending.Result);
+        else _ = CompleteLaterAsync(work, pending);
+    }
+
+    private async Task CompleteLaterAsync(Work work, ValueTask<bool> pending)
+    {
+        var done = false;
+        try
+        {
+            done = await pending.ConfigureAwait(false);
+        }
+        finally
+        {
+            _signals.Writer.TryWrite(new Signal(SignalKind.Completed, work, done));
+        }
+    }
+
+    private void OnDue(Work work)
+    {
+        if (!_waitingForDue.Remove(work)) return; // abandoned while its timer fired
+        work.DueTimer?.Dispose();
+        work.DueTimer = null;
+        work.Lane.Outstanding--;
+        if (work.Lane.Revoking || _stopping)
+        {
+            AbandonKey(work);
+            CheckRevokes();
+            return;
+        }
+        work.DueMs = 0;
+        Start(work);
+    }
+
+    /// <summary>A work is over: done (committable) or abandoned (revoke or shutdown). Its key's next
+    /// record, if any, becomes ready.</summary>
+    private void Finish(Work work, bool done)
+    {
+        _inFlight--;
+        var lane = work.Lane;
+        lane.Outstanding--;
+        if (done)
+        {
+            var (records, bytes) = (work.IsRetry ? lane.Retry : lane.Main).Finish(work.Seq);
+            if (!lane.BudgetReleased) ReleaseBudget(work.IsRetry, records, bytes);
+        }
+        work.Batch?.Release();
+        if (!done && !lane.Revoking && !_stopping)
+        {
+            // The record could not be finished (its retry or dead-letter write failed): its key
+            // stays blocked so that nothing of the key overtakes it. A restart repeats it.
+            return;
+        }
+        if (work.Key is { } key && lane.Keys.TryGetValue(key, out var waiting))
+        {
+            if (!lane.Revoking && !_stopping && waiting.TryDequeue(out var next)) _ready.Enqueue(next);
+            else
+            {
+                while (waiting.TryDequeue(out var dropped)) dropped.Batch?.Release();
+                lane.Keys.Remove(key);
+                _queuePool.Push(waiting);
+            }
+        }
+        if (lane.Revoking) CheckRevokes();
+    }
+
+    private void AbandonKey(Work work)
+    {
+        work.Batch?.Release();
+        if (work.Key is { } key && work.Lane.Keys.Remove(key, out var waiting))
+        {
+            while (waiting.TryDequeue(out var dropped)) dropped.Batch?.Release();
+            _queuePool.Push(waiting);
+        }
+    }
+
+    private void ReleaseBudget(string topic, int records, long bytes) => ReleaseBudget(_retryTopics.Contains(topic), records, bytes);
+
+    private void ReleaseBudget(bool retry, int records, long bytes)
+    {
+        if ((retry ? _retryBudget : _mainBudget).Release(records, bytes)) WakeFetcher();
+    }
+
+    /// <summary>Drops the lane's records that have not started: they stay uncommitted, so whoever
+    /// owns the partition next reads them again.</summary>
+    private void DropUnstarted(Lane lane)
+    {
+        if (_ready.Count > 0)
+        {
+            var keep = _ready.Count;
+            for (var i = 0; i < keep; i++)
+            {
+                var w = _ready.Dequeue();
+                if (w.Lane == lane) AbandonKey(w);
+                else _ready.Enqueue(w);
+            }
+        }
+        foreach (var (key, waiting) in lane.Keys)
+        {
+            while (waiting.TryDequeue(out var dropped)) dropped.Batch?.Release();
+        }
+        // Works waiting for their due time are abandoned now; keys with a running handler are
+        // cleaned up when it finishes.
+        foreach (var w in PendingTimers(lane))
+        {
+            w.DueTimer!.Dispose();
+            w.DueTimer = null;
+            lane.Outstanding--;
+            AbandonKey(w);
+        }
+        var (mainRecords, mainBytes) = lane.Main.Outstanding();
+        var (retryRecords, retryBytes) = lane.Retry.Outstanding();
+        // Nothing of this lane is fetched any more; give its budget back (running works finish
+        // without releasing again, since the lane is marked revoking).
+        ReleaseBudget(false, mainRecords, mainBytes);
+        ReleaseBudget(true, retryRecords, retryBytes);
+        lane.BudgetReleased = true;
+    }
+
+    private readonly List<Work> _timerScratch = [];
+
+    private List<Work> PendingTimers(Lane lane)
+    {
+        _timerScratch.Clear();
+        // A work waiting for its due time is the head of its key: find it among the key queues' owners.
+        foreach (var w in _waitingForDue)
+            if (w.Lane == lane && w.DueTimer is not null) _timerScratch.Add(w);
+        foreach (var w in _timerScratch) _waitingForDue.Remove(w);
+        return _timerScratch;
+    }
+
+    private readonly HashSet<Work> _waitingForDue = [];
+
+    private void BeginRevoke(IReadOnlyList<TopicPartition> partitions, TaskCompletionSource done)
+    {
+        var lanes = new List<Lane>();
+        foreach (var tp in partitions)
+            if (_lanes.TryGetValue(tp, out var lane) && !lanes.Contains(lane)) lanes.Add(lane);
+        foreach (var lane in lanes)
+        {
+            lane.Revoking = true;
+            DropUnstarted(lane);
+        }
+        _revokes.Add((lanes, done));
+        CheckRevokes();
+    }
+
+    private void CheckRevokes()
+    {
+        for (var i = _revokes.Count - 1; i >= 0; i--)
+        {
+            var (lanes, done) = _revokes[i];
+            var idle = true;
+            foreach (var lane in lanes) idle &= lane.Outstanding == 0;
+            if (!idle) continue;
+            _revokes.RemoveAt(i);
+            foreach (var lane in lanes)
+            {
+                _lanes.Remove(lane.MainPartition);
+                _lanes.Remove(lane.RetryPartition);
+                lane.Routing.Unload(lane.Partition);
+            }
+            SnapshotLanes();
+            _ = CommitLanesAsync(lanes, done);
+        }
+    }
+
+    private bool AllLanesIdle()
+    {
+        foreach (var lane in DistinctLanes())
+            if (lane.Outstanding > 0) return false;
+        return true;
+    }
+
+    private IEnumerable<Lane> DistinctLanes()
+    {
+        foreach (var (tp, lane) in _lanes)
+            if (tp == lane.MainPartition) yield return lane;
+    }
+
+    private void SnapshotLanes() => _laneSnapshot = [.. DistinctLanes()];
+}

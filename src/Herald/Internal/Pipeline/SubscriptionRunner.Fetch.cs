@@ -1,0 +1,147 @@
+using Herald.Transport;
+
+namespace Herald.Internal.Pipeline;
+
+internal sealed partial class SubscriptionRunner
+{
+    private bool _mainPaused, _retryPaused;
+
+    /// <summary>Fetches while the budget of main or retry records has room; pauses the kind whose
+    /// budget is full so the other goes on (waiting retries never stall fresh events).</summary>
+    private async Task FetchLoopAsync()
+    {
+        var stop = _stopFetching.Token;
+        var failures = 0;
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                var wake = Volatile.Read(ref _wake);
+                var mainRoom = _mainBudget.HasRoom;
+                var retryRoom = _retryBudget.HasRoom;
+                SetPaused(main: !mainRoom, retry: !retryRoom);
+                var maxRecords = Math.Max(mainRoom ? _mainBudget.RecordRoom : 0, retryRoom ? _retryBudget.RecordRoom : 0);
+                var maxBytes = Math.Max(mainRoom ? _mainBudget.ByteRoom : 0, retryRoom ? _retryBudget.ByteRoom : 0);
+                using var linked = CancellationTokenSource.CreateLinkedTokenSource(stop, wake.Token);
+                var batch = new List<TransportRecord>(Math.Min(maxRecords, 4096));
+                try
+                {
+                    if (maxRecords == 0) await Task.Delay(Timeout.Infinite, linked.Token).ConfigureAwait(false);
+                    else await _consumer.FetchAsync(batch, Math.Min(maxRecords, 4096), Math.Max(maxBytes, 64 * 1024), linked.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!stop.IsCancellationRequested && wake.IsCancellationRequested)
+                {
+                    continue; // budget came back: recompute what to pause
+                }
+                if (batch.Count == 0) continue;
+                int mainRecords = 0, retryRecords = 0;
+                long mainBytes = 0, retryBytes = 0;
+                foreach (var r in batch)
+                {
+                    if (_retryTopics.Contains(r.Topic)) { retryRecords++; retryBytes += r.Size; }
+                    else { mainRecords++; mainBytes += r.Size; }
+                }
+                _mainBudget.Take(mainRecords, mainBytes);
+                _retryBudget.Take(retryRecords, retryBytes);
+                _signals.Writer.TryWrite(new Signal(SignalKind.Batch, batch));
+                failures = 0;
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                // Transport faults (a broker away, a corrupt partition) are retried with backoff and
+                // logged every time; the subscription never stops silently.
+                LastError = e;
+                failures++;
+                var delay = TimeSpan.FromMilliseconds(Math.Min(30_000, 100 * Math.Pow(2, Math.Min(failures, 10))));
+                LogMessages.FetchFailed(_log, e, _sub.Group, delay);
+                try
+                {
+                    await Task.Delay(delay, _rt.Time, stop).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    private void SetPaused(bool main, bool retry)
+    {
+        if (main == _mainPaused && retry == _retryPaused) return;
+        var mainParts = new List<TopicPartition>();
+        var retryParts = new List<TopicPartition>();
+        foreach (var tp in _consumer.Assignment)
+            (_retryTopics.Contains(tp.Topic) ? retryParts : mainParts).Add(tp);
+        if (main != _mainPaused)
+        {
+            if (main) _consumer.Pause(mainParts);
+            else _consumer.Resume(mainParts);
+            _mainPaused = main;
+        }
+        if (retry != _retryPaused)
+        {
+            if (retry) _consumer.Pause(retryParts);
+            else _consumer.Resume(retryParts);
+            _retryPaused = retry;
+        }
+    }
+
+    /// <summary>Called by the dispatcher when a full budget has room again: interrupts a fetch that
+    /// waits on the other kind of partitions only.</summary>
+    private void WakeFetcher()
+    {
+        var old = Interlocked.Exchange(ref _wake, new CancellationTokenSource());
+        old.Cancel();
+        old.Dispose();
+    }
+
+    /// <summary>Runs inside a fetch: loads the routing state of the new partitions (keys waiting in
+    /// the retry topic, keys parked in the dead-letter topic) before any of their records arrive.</summary>
+    private async ValueTask OnAssignedAsync(IReadOnlyList<TopicPartition> partitions, CancellationToken cancellationToken)
+    {
+        var lanes = new List<Lane>();
+        var seen = new HashSet<(string, int)>();
+        foreach (var tp in partitions)
+        {
+            var topic = _retryTopics.Contains(tp.Topic) ? MainTopicOf(tp.Topic) : tp.Topic;
+            if (!seen.Add((topic, tp.Partition))) continue;
+            var routing = _rt.Routing.Get(topic, _sub.Group);
+            var state = new KeyRouting.Partition();
+            var retry = new TopicPartition(TopicNames.Retry(topic, _sub.Group), tp.Partition);
+            var from = _consumer.GetCommitted(retry) ?? 0;
+            await DeadLetterLog.FoldPendingAsync(_rt.Transport, retry.Topic, tp.Partition, from, state, cancellationToken).ConfigureAwait(false);
+            if (_options.DeadLetterMode == Subscriptions.DeadLetterMode.Park)
+                DeadLetterLog.FoldParked(await DeadLetterLog.ReadUnresolvedAsync(_rt.Transport, topic, _sub.Group, tp.Partition, cancellationToken).ConfigureAwait(false), state);
+            routing.Load(tp.Partition, state);
+            lanes.Add(new Lane(topic, _sub.Group, tp.Partition, routing, state));
+        }
+        if (_mainPaused || _retryPaused)
+        {
+            // Start from a known state: all resumed; the next fetch round pauses what is full.
+            _consumer.Resume(_consumer.Assignment);
+            _mainPaused = _retryPaused = false;
+        }
+        _signals.Writer.TryWrite(new Signal(SignalKind.Assign, lanes));
+    }
+
+    /// <summary>Runs inside a fetch: the dispatcher drops the partitions' unstarted records, waits
+    /// for their running handlers, and commits, before the partitions go to another member.</summary>
+    private async ValueTask OnRevokingAsync(IReadOnlyList<TopicPartition> partitions, CancellationToken cancellationToken)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _signals.Writer.TryWrite(new Signal(SignalKind.Revoke, partitions, Done: done));
+        await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private string MainTopicOf(string retryTopic)
+    {
+        foreach (var t in _sub.Topics)
+            if (TopicNames.Retry(t, _sub.Group) == retryTopic) return t;
+        throw new InvalidOperationException($"'{retryTopic}' is not a retry topic of subscription '{_sub.Group}'");
+    }
+}

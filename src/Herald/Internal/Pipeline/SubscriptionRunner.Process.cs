@@ -1,0 +1,311 @@
+using System.Diagnostics;
+using Herald.DeadLetters;
+using Herald.Log;
+using Herald.Subscriptions;
+using Herald.Transport;
+
+namespace Herald.Internal.Pipeline;
+
+internal sealed partial class SubscriptionRunner
+{
+    private const int MaxMessageChars = 4 * 1024;
+    private const int MaxStackChars = 16 * 1024;
+    private const int ProduceAttempts = 8;
+
+    /// <summary>Takes a record to its end: handled, sent behind its key in the retry topic, parked
+    /// or dead-lettered. True when the record is finished (committable); false when it was
+    /// abandoned (shutdown timeout, or the retry or dead-letter topic could not be written).
+    /// Completes synchronously when the handler does and the key is not blocked.</summary>
+    private async ValueTask<bool> ProcessAsync(Work work)
+    {
+        try
+        {
+            if (work.Key is { } key && work.Lane.RoutingState.Blocked > 0 && await RouteBlockedKeyAsync(work, key).ConfigureAwait(false))
+                return true;
+            return await HandleAsync(work).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_abort.IsCancellationRequested)
+        {
+            return false;
+        }
+        catch (Exception e)
+        {
+            LastError = e;
+            LogMessages.RecordStalled(_log, e, _sub.Group, work.Record.Topic, work.Record.Partition, work.Record.Offset);
+            return false;
+        }
+    }
+
+    /// <summary>For a key with events in the retry topic or dead letters: keeps its order.</summary>
+    private async ValueTask<bool> RouteBlockedKeyAsync(Work work, ReadOnlyMemory<byte> key)
+    {
+        var lane = work.Lane;
+        var routing = lane.Routing;
+        var p = lane.Partition;
+        if (!work.Replay && routing.IsParked(p, key) && await ParkAsync(work, key).ConfigureAwait(false)) return true;
+        if (!work.IsRetry)
+        {
+            // Already waiting in the retry topic: this is a redelivery after a restart.
+            if (routing.IsPending(p, key, work.Record.Offset)) return true;
+            if (routing.TryGetMinPending(p, key, out _))
+            {
+                await DivertAsync(work, key).ConfigureAwait(false);
+                return true;
+            }
+        }
+        else if (routing.TryGetMinPending(p, key, out var min) && min < work.OriginalOffset)
+        {
+            // An earlier event of the key went back to the end of the retry topic: follow it there.
+            await ProduceDurablyAsync(lane.RetryTopic, p, new OutgoingRecord(work.Record.Key, work.Record.Value, work.Record.Headers, work.Record.TimestampMs)).ConfigureAwait(false);
+            return true;
+        }
+        return false;
+    }
+
+    private async ValueTask<bool> HandleAsync(Work work)
+    {
+        var record = work.Record;
+        var lane = work.Lane;
+        var envelope = work.IsRetry ? new Envelope(record, lane.Topic, lane.Partition, work.OriginalOffset) : new Envelope(record);
+        if (Headers.Find(record.Headers, HeaderNames.Type) is not { } typeName)
+            return await PoisonAsync(work, new UnknownEventTypeException($"record {lane.Topic}/{lane.Partition} offset {work.OriginalOffset} has no {HeaderNames.Type} header")).ConfigureAwait(false);
+        if (!_rt.Map.TryGet(typeName, out var mapping))
+            return await PoisonAsync(work, new UnknownEventTypeException($"{HeaderNames.Type} '{System.Text.Encoding.UTF8.GetString(typeName.Span)}' of record {lane.Topic}/{lane.Partition} offset {work.OriginalOffset} is not a mapped event type")).ConfigureAwait(false);
+        if (!_sub.Bindings.TryGetValue(mapping, out var binding))
+        {
+            CompleteRetry(work); // this group does not handle the type
+            return true;
+        }
+        object evt;
+        try
+        {
+            evt = binding.Deserialize(_rt.Serializer, record.Value is { } v ? v.Span : default);
+        }
+        catch (Exception e)
+        {
+            return await PoisonAsync(work, new UndecodableEventException($"{mapping.Name} at {lane.Topic}/{lane.Partition} offset {work.OriginalOffset} could not be decoded: {e.Message}", e)).ConfigureAwait(false);
+        }
+
+        var context = new EventContext(envelope, _rt.Publisher, _rt.Services, work.Batch, work.PriorAttempts + 1, _sub.Group, _abort.Token);
+        var attempts = work.PriorAttempts;
+        var firstFailure = work.FirstFailureMs;
+        Exception? error = null;
+        try
+        {
+            for (var retry = 0; ; retry++)
+            {
+                context.Attempt = ++attempts;
+                var activity = _rt.Telemetry.StartProcess(_rt.Transport.Name, envelope, _sub.Group);
+                var started = Stopwatch.GetTimestamp();
+                try
+                {
+                    await binding.InvokeAsync(evt, context).ConfigureAwait(false);
+                    _rt.Telemetry.Handled(lane.Topic, _sub.Group, Stopwatch.GetElapsedTime(started).TotalSeconds);
+                    activity?.Dispose();
+                    CompleteRetry(work);
+                    return true;
+                }
+                catch (Exception e) when (!(e is OperationCanceledException && _abort.IsCancellationRequested))
+                {
+                    error = e;
+                    if (firstFailure == 0) firstFailure = NowMs();
+                    _rt.Telemetry.Failed(lane.Topic, _sub.Group, e, Stopwatch.GetElapsedTime(started).TotalSeconds);
+                    if (activity is not null)
+                    {
+                        activity.SetStatus(ActivityStatusCode.Error, e.Message);
+                        activity.SetTag("error.type", e.GetType().FullName);
+                        activity.Dispose();
+                    }
+                    LogMessages.HandlerFailed(_log, e, _sub.Group, mapping.Name, lane.Topic, lane.Partition, work.OriginalOffset, attempts);
+                    if (retry >= _options.Retry.ImmediateRetries) break;
+                }
+                await Task.Delay(Backoff(retry), _rt.Time, _abort.Token).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            await context.DisposeScopeAsync().ConfigureAwait(false);
+        }
+
+        if (work.Round < _options.Retry.Delayed.Count)
+        {
+            await RetryLaterAsync(work, attempts, firstFailure, error).ConfigureAwait(false);
+            return true;
+        }
+        await DeadLetterAsync(work, DeadLetterReason.Failed, error, attempts, firstFailure).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>The wait before immediate retry <paramref name="retry"/>: exponential, capped, and
+    /// with jitter drawn from [half, all] of the nominal wait.</summary>
+    internal TimeSpan Backoff(int retry)
+    {
+        var nominal = _options.Retry.NominalBackoff(retry);
+        return _options.Retry.Jitter ? nominal * (0.5 + Random.Shared.NextDouble() * 0.5) : nominal;
+    }
+
+    private async ValueTask<bool> PoisonAsync(Work work, PoisonEventException error)
+    {
+        await DeadLetterAsync(work, DeadLetterReason.Poison, error, work.PriorAttempts, work.FirstFailureMs != 0 ? work.FirstFailureMs : NowMs()).ConfigureAwait(false);
+        return true;
+    }
+
+    private static void CompleteRetry(Work work)
+    {
+        if (work.IsRetry && work.Key is { } key) work.Lane.Routing.RemovePending(work.Lane.Partition, key, work.OriginalOffset);
+    }
+
+    private long NowMs() => _rt.Time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    private List<LogHeader> OriginHeaders(Work work, int extra)
+    {
+        var headers = Headers.WithoutHerald(work.Record.Headers, extra + 4);
+        headers.Add(Headers.Of(HeaderNames.OriginalTopic, work.Lane.Topic));
+        headers.Add(Headers.Of(HeaderNames.OriginalPartition, work.Lane.Partition));
+        headers.Add(Headers.Of(HeaderNames.OriginalOffset, work.OriginalOffset));
+        headers.Add(Headers.Of(HeaderNames.Group, _sub.Group));
+        return headers;
+    }
+
+    /// <summary>Sends a failed event to the retry topic with its due time; its key's later events
+    /// queue behind it.</summary>
+    private async Task RetryLaterAsync(Work work, int attempts, long firstFailure, Exception? error)
+    {
+        var lane = work.Lane;
+        var now = NowMs();
+        var due = now + (long)_options.Retry.Delayed[work.Round].TotalMilliseconds;
+        var headers = OriginHeaders(work, 8);
+        headers.Add(Headers.Of(HeaderNames.Round, work.Round + 1));
+        headers.Add(Headers.Of(HeaderNames.Attempts, attempts));
+        headers.Add(Headers.Of(HeaderNames.DueMs, due));
+        headers.Add(Headers.Of(HeaderNames.FirstFailureMs, firstFailure));
+        headers.Add(Headers.Of(HeaderNames.LastFailureMs, now));
+        if (error is not null)
+        {
+            headers.Add(Headers.Of(HeaderNames.ExceptionType, error.GetType().FullName ?? error.GetType().Name));
+            headers.Add(Headers.Of(HeaderNames.ExceptionMessage, Truncate(error.Message, MaxMessageChars)));
+        }
+        var addedPending = false;
+        if (work.Key is { } key && !work.IsRetry)
+        {
+            lane.Routing.AddPending(lane.Partition, key, work.OriginalOffset);
+            addedPending = true;
+        }
+        try
+        {
+            await ProduceDurablyAsync(lane.RetryTopic, lane.Partition, new OutgoingRecord(work.Record.Key, work.Record.Value, headers, work.Record.TimestampMs)).ConfigureAwait(false);
+        }
+        catch when (addedPending)
+        {
+            lane.Routing.RemovePending(lane.Partition, work.Key!.Value, work.OriginalOffset);
+            throw;
+        }
+        _rt.Telemetry.Retried(lane.Topic, _sub.Group);
+        LogMessages.RetryScheduled(_log, _sub.Group, lane.Topic, lane.Partition, work.OriginalOffset, work.Round + 1, DateTimeOffset.FromUnixTimeMilliseconds(due));
+    }
+
+    /// <summary>A key with events in the retry topic: this later event goes there too, behind them.</summary>
+    private async Task DivertAsync(Work work, ReadOnlyMemory<byte> key)
+    {
+        var lane = work.Lane;
+        var headers = OriginHeaders(work, 3);
+        headers.Add(Headers.Of(HeaderNames.Round, 0));
+        headers.Add(Headers.Of(HeaderNames.Attempts, 0));
+        lane.Routing.AddPending(lane.Partition, key, work.OriginalOffset);
+        try
+        {
+            await ProduceDurablyAsync(lane.RetryTopic, lane.Partition, new OutgoingRecord(work.Record.Key, work.Record.Value, headers, work.Record.TimestampMs)).ConfigureAwait(false);
+        }
+        catch
+        {
+            lane.Routing.RemovePending(lane.Partition, key, work.OriginalOffset);
+            throw;
+        }
+    }
+
+    private async Task DeadLetterAsync(Work work, DeadLetterReason reason, Exception? error, int attempts, long firstFailure)
+    {
+        var lane = work.Lane;
+        var now = NowMs();
+        var headers = OriginHeaders(work, 9);
+        var reasonText = reason == DeadLetterReason.Poison ? "poison" : "failed";
+        headers.Add(Headers.Of(HeaderNames.DeadLetterReason, reasonText));
+        headers.Add(Headers.Of(HeaderNames.Attempts, attempts));
+        headers.Add(Headers.Of(HeaderNames.FirstFailureMs, firstFailure));
+        headers.Add(Headers.Of(HeaderNames.LastFailureMs, now));
+        string? exceptionType = null, frame = null;
+        if (error is not null)
+        {
+            exceptionType = error.GetType().FullName ?? error.GetType().Name;
+            frame = FailureFrames.FirstApplicationFrame(error);
+            headers.Add(Headers.Of(HeaderNames.ExceptionType, exceptionType));
+            headers.Add(Headers.Of(HeaderNames.ExceptionMessage, Truncate(error.Message, MaxMessageChars)));
+            headers.Add(Headers.Of(HeaderNames.ExceptionStack, Truncate(error.ToString(), MaxStackChars)));
+            if (frame is not null) headers.Add(Headers.Of(HeaderNames.FailureFrame, frame));
+        }
+        var routing = lane.Routing;
+        await routing.Gate.WaitAsync(_abort.Token).ConfigureAwait(false);
+        try
+        {
+            await ProduceDurablyAsync(lane.DeadLetterTopic, lane.Partition, new OutgoingRecord(work.Record.Key, work.Record.Value, headers, work.Record.TimestampMs)).ConfigureAwait(false);
+            CompleteRetry(work);
+            if (work.Key is { } key && _options.DeadLetterMode == DeadLetterMode.Park)
+                routing.AddParked(lane.Partition, key, work.OriginalOffset, exceptionType, frame);
+        }
+        finally
+        {
+            routing.Gate.Release();
+        }
+        _rt.Telemetry.DeadLettered(lane.Topic, _sub.Group, reasonText);
+        LogMessages.DeadLettered(_log, error, _sub.Group, lane.Topic, lane.Partition, work.OriginalOffset, reasonText, attempts);
+    }
+
+    /// <summary>Parks an event behind its key's dead letters; false when the key was unparked meanwhile.</summary>
+    private async ValueTask<bool> ParkAsync(Work work, ReadOnlyMemory<byte> key)
+    {
+        var lane = work.Lane;
+        var routing = lane.Routing;
+        await routing.Gate.WaitAsync(_abort.Token).ConfigureAwait(false);
+        try
+        {
+            if (routing.Parked(lane.Partition, key) is not { } parked) return false;
+            var headers = OriginHeaders(work, 5);
+            headers.Add(Headers.Of(HeaderNames.DeadLetterReason, "parked"));
+            headers.Add(Headers.Of(HeaderNames.ParkedBehind, parked.HeadOffset));
+            headers.Add(Headers.Of(HeaderNames.Attempts, work.PriorAttempts));
+            if (parked.ExceptionType is { } type) headers.Add(Headers.Of(HeaderNames.ExceptionType, type));
+            if (parked.FailureFrame is { } frame) headers.Add(Headers.Of(HeaderNames.FailureFrame, frame));
+            await ProduceDurablyAsync(lane.DeadLetterTopic, lane.Partition, new OutgoingRecord(work.Record.Key, work.Record.Value, headers, work.Record.TimestampMs)).ConfigureAwait(false);
+            CompleteRetry(work);
+            routing.AddParked(lane.Partition, key, parked.HeadOffset, parked.ExceptionType, parked.FailureFrame);
+        }
+        finally
+        {
+            routing.Gate.Release();
+        }
+        _rt.Telemetry.DeadLettered(lane.Topic, _sub.Group, "parked");
+        return true;
+    }
+
+    /// <summary>Writes to a retry or dead-letter topic, retrying a failed write a bounded number of
+    /// times (a full disk may clear); past that the record is abandoned uncommitted.</summary>
+    private async Task ProduceDurablyAsync(string topic, int partition, OutgoingRecord record)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await _rt.Transport.ProduceAsync(topic, partition, record, _abort.Token).ConfigureAwait(false);
+                return;
+            }
+            catch (Exception e) when (attempt < ProduceAttempts && e is not OperationCanceledException && e is not RecordTooLargeException)
+            {
+                var delay = TimeSpan.FromMilliseconds(100 * (1 << attempt));
+                LogMessages.ProduceRetry(_log, e, _sub.Group, topic, partition, attempt, delay);
+                await Task.Delay(delay, _rt.Time, _abort.Token).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static string Truncate(string text, int max) => text.Length <= max ? text : string.Concat(text.AsSpan(0, max), "…");
+}

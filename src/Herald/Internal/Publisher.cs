@@ -1,0 +1,90 @@
+using System.Diagnostics;
+using System.Text;
+using Herald.Diagnostics;
+using Herald.Serialization;
+using Herald.Transport;
+
+namespace Herald.Internal;
+
+/// <summary>Publishes mapped events: serializes into a pooled buffer, writes the CloudEvents
+/// headers, picks the partition by murmur2 of the key and waits for the transport's durability.</summary>
+internal sealed class Publisher(
+    ITransport transport,
+    TopicTable topics,
+    EventTypeMap map,
+    IEventSerializer serializer,
+    HeraldTelemetry telemetry,
+    HeraldOptions options) : IEventPublisher
+{
+    private static readonly ReadOnlyMemory<byte> SpecVersion = "1.0"u8.ToArray();
+    private readonly ReadOnlyMemory<byte> _source = Encoding.UTF8.GetBytes(options.Source);
+    private readonly ReadOnlyMemory<byte> _contentType = Encoding.UTF8.GetBytes(serializer.ContentType);
+    private readonly PublishBuffer.Pool _pool = new();
+    private int _roundRobin;
+
+    public async ValueTask PublishAsync<T>(T evt, PublishOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(evt);
+        var mapping = map.Get<T>();
+        var partitions = await topics.PartitionsAsync(mapping.Topic, cancellationToken).ConfigureAwait(false);
+        var key = options?.Key ?? mapping.Key?.Invoke(evt);
+        using var activity = telemetry.StartPublish(transport.Name, mapping.Topic);
+        var buffer = _pool.Rent();
+        try
+        {
+            serializer.Serialize(evt, buffer);
+            var valueLength = buffer.Written;
+            int partition;
+            var keyStart = buffer.Written;
+            if (key is not null)
+            {
+                buffer.Advance(Encoding.UTF8.GetBytes(key, buffer.GetSpan(Encoding.UTF8.GetMaxByteCount(key.Length))));
+                partition = Partitioner.ForKey(buffer.Slice(keyStart, buffer.Written - keyStart).Span, partitions);
+            }
+            else partition = (int)((uint)Interlocked.Increment(ref _roundRobin) % (uint)partitions);
+            var keyLength = buffer.Written - keyStart;
+
+            var idStart = buffer.Written;
+            if (options?.Id is { } id) buffer.Advance(Encoding.UTF8.GetBytes(id, buffer.GetSpan(Encoding.UTF8.GetMaxByteCount(id.Length))));
+            else
+            {
+                Guid.NewGuid().TryFormat(buffer.GetSpan(36), out var n);
+                buffer.Advance(n);
+            }
+            buffer.AddHeaderWritten(HeaderNames.Id, idStart);
+            buffer.AddHeader(HeaderNames.Source, _source);
+            buffer.AddHeader(HeaderNames.SpecVersion, SpecVersion);
+            buffer.AddHeader(HeaderNames.Type, mapping.NameUtf8);
+            var timeStart = buffer.Written;
+            DateTime.UtcNow.TryFormat(buffer.GetSpan(40), out var tn, "O");
+            buffer.Advance(tn);
+            buffer.AddHeaderWritten(HeaderNames.Time, timeStart);
+            buffer.AddHeader(HeaderNames.ContentType, _contentType);
+            if (Activity.Current is { IdFormat: ActivityIdFormat.W3C } current)
+            {
+                buffer.AddHeader(HeaderNames.TraceParent, current.Id!);
+                if (current.TraceStateString is { Length: > 0 } state) buffer.AddHeader(HeaderNames.TraceState, state);
+            }
+            if (options?.CorrelationId is { } correlation) buffer.AddHeader(HeaderNames.CorrelationId, correlation);
+            if (options?.CausationId is { } causation) buffer.AddHeader(HeaderNames.CausationId, causation);
+            buffer.Seal();
+
+            var record = new OutgoingRecord(
+                key is null ? null : buffer.Slice(keyStart, keyLength),
+                buffer.Slice(0, valueLength),
+                buffer);
+            await transport.ProduceAsync(mapping.Topic, partition, record, cancellationToken).ConfigureAwait(false);
+            telemetry.Published(mapping.Topic);
+        }
+        catch (Exception e) when (activity is not null)
+        {
+            activity.SetStatus(ActivityStatusCode.Error, e.Message);
+            activity.SetTag("error.type", e.GetType().FullName);
+            throw;
+        }
+        finally
+        {
+            _pool.Return(buffer);
+        }
+    }
+}

@@ -1,0 +1,45 @@
+using Herald.Transport;
+
+namespace Herald.Subscriptions;
+
+/// <summary>Options of one subscription (one consumer group).</summary>
+public sealed class SubscriptionOptions
+{
+    /// <summary>Handlers running at once, across keys (1 to 100000). Events of one key always run one at a time, in order.</summary>
+    public int MaxInFlight { get; set; } = 64;
+
+    /// <summary>Records fetched but not yet committable, per kind of topic (main, retry).</summary>
+    public int PrefetchRecords { get; set; } = 10_000;
+
+    /// <summary>Bytes of records fetched but not yet committable, per kind of topic (main, retry).</summary>
+    public long PrefetchBytes { get; set; } = 16 * 1024 * 1024;
+
+    /// <summary>Where a new group starts.</summary>
+    public StartFrom StartFrom { get; set; } = StartFrom.Earliest;
+
+    public DeadLetterMode DeadLetterMode { get; set; } = DeadLetterMode.Park;
+
+    public HandlerScope HandlerScope { get; set; } = HandlerScope.PerEvent;
+
+    public RetryOptions Retry { get; set; } = new();
+
+    /// <summary>How often finished offsets are committed.</summary>
+    public TimeSpan CommitInterval { get; set; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>Keys with events waiting in the retry topic or parked, per partition, before
+    /// consumption of that partition pauses.</summary>
+    public int MaxBlockedKeys { get; set; } = 100_000;
+
+    public void Validate(string group)
+    {
+        if (MaxInFlight is < 1 or > 100_000) throw Invalid(nameof(MaxInFlight), $"subscription '{group}': MaxInFlight must be 1 to 100000");
+        if (PrefetchRecords < 1 || PrefetchRecords > 10_000_000) throw Invalid(nameof(PrefetchRecords), $"subscription '{group}': PrefetchRecords must be 1 to 10000000");
+        if (PrefetchBytes < 64 * 1024 || PrefetchBytes > 4L * 1024 * 1024 * 1024) throw Invalid(nameof(PrefetchBytes), $"subscription '{group}': PrefetchBytes must be 64 KiB to 4 GiB");
+        if (CommitInterval < TimeSpan.FromMilliseconds(1) || CommitInterval > TimeSpan.FromMinutes(5)) throw Invalid(nameof(CommitInterval), $"subscription '{group}': CommitInterval must be 1 ms to 5 minutes");
+        if (MaxBlockedKeys < 1) throw Invalid(nameof(MaxBlockedKeys), $"subscription '{group}': MaxBlockedKeys must be positive");
+        if (Retry is null) throw Invalid(nameof(Retry), $"subscription '{group}': Retry must not be null");
+        Retry.Validate(group);
+    }
+
+    private static ArgumentException Invalid(string field, string message) => new(message, field);
+}
