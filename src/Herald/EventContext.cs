@@ -26,6 +26,17 @@ public sealed class EventContext
 
     public Envelope Envelope { get; }
 
+    // The event being handled on this async flow, so that a handler publishing through an injected
+    // IEventPublisher (not only through PublishAsync below) carries correlation and causation too.
+    private static readonly AsyncLocal<EventContext?> s_current = new();
+
+    /// <summary>The context of the event whose handler is running on this async flow, if any.</summary>
+    public static EventContext? Current
+    {
+        get => s_current.Value;
+        internal set => s_current.Value = value;
+    }
+
     /// <summary>1 for the first delivery; counts every attempt, immediate and delayed.</summary>
     public int Attempt { get; internal set; }
 

@@ -65,8 +65,10 @@ internal sealed class Publisher(
                 buffer.AddHeader(HeaderNames.TraceParent, current.Id!);
                 if (current.TraceStateString is { Length: > 0 } state) buffer.AddHeader(HeaderNames.TraceState, state);
             }
-            if (options?.CorrelationId is { } correlation) buffer.AddHeader(HeaderNames.CorrelationId, correlation);
-            if (options?.CausationId is { } causation) buffer.AddHeader(HeaderNames.CausationId, causation);
+            // Inside a handler, follow-up events carry the flow's correlation id and name their cause.
+            var cause = EventContext.Current?.Envelope;
+            if ((options?.CorrelationId ?? cause?.CorrelationId) is { } correlation) buffer.AddHeader(HeaderNames.CorrelationId, correlation);
+            if ((options?.CausationId ?? cause?.Id) is { } causation) buffer.AddHeader(HeaderNames.CausationId, causation);
             buffer.Seal();
 
             var record = new OutgoingRecord(

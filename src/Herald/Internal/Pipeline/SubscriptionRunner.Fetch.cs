@@ -4,7 +4,8 @@ namespace Herald.Internal.Pipeline;
 
 internal sealed partial class SubscriptionRunner
 {
-    private bool _mainPaused, _retryPaused;
+    private readonly HashSet<TopicPartition> _paused = [];
+    private readonly HashSet<TopicPartition> _wantPaused = [];
 
     /// <summary>Fetches while the budget of main or retry records has room; pauses the kind whose
     /// budget is full so the other goes on (waiting retries never stall fresh events).</summary>
@@ -19,19 +20,22 @@ internal sealed partial class SubscriptionRunner
                 var wake = Volatile.Read(ref _wake);
                 var mainRoom = _mainBudget.HasRoom;
                 var retryRoom = _retryBudget.HasRoom;
-                SetPaused(main: !mainRoom, retry: !retryRoom);
+                var blockedLanes = ApplyPauses(pauseMain: !mainRoom, pauseRetry: !retryRoom);
                 var maxRecords = Math.Max(mainRoom ? _mainBudget.RecordRoom : 0, retryRoom ? _retryBudget.RecordRoom : 0);
                 var maxBytes = Math.Max(mainRoom ? _mainBudget.ByteRoom : 0, retryRoom ? _retryBudget.ByteRoom : 0);
                 using var linked = CancellationTokenSource.CreateLinkedTokenSource(stop, wake.Token);
+                // A partition paused for too many blocked keys resumes when replays or retries
+                // clear them; look again every second.
+                if (blockedLanes) linked.CancelAfter(TimeSpan.FromSeconds(1));
                 var batch = new List<TransportRecord>(Math.Min(maxRecords, 4096));
                 try
                 {
                     if (maxRecords == 0) await Task.Delay(Timeout.Infinite, linked.Token).ConfigureAwait(false);
                     else await _consumer.FetchAsync(batch, Math.Min(maxRecords, 4096), Math.Max(maxBytes, 64 * 1024), linked.Token).ConfigureAwait(false);
                 }
-                catch (OperationCanceledException) when (!stop.IsCancellationRequested && wake.IsCancellationRequested)
+                catch (OperationCanceledException) when (!stop.IsCancellationRequested)
                 {
-                    continue; // budget came back: recompute what to pause
+                    continue; // budget came back, or time to look at blocked keys again: recompute what to pause
                 }
                 if (batch.Count == 0) continue;
                 int mainRecords = 0, retryRecords = 0;
@@ -70,25 +74,35 @@ internal sealed partial class SubscriptionRunner
         }
     }
 
-    private void SetPaused(bool main, bool retry)
+    /// <summary>Pauses main partitions while the main budget is full, retry partitions while the
+    /// retry budget is full, and a lane's main partition while it has MaxBlockedKeys keys waiting
+    /// in the retry topic or parked (their state is held in memory); resumes the rest. True when a
+    /// lane is paused for blocked keys.</summary>
+    private bool ApplyPauses(bool pauseMain, bool pauseRetry)
     {
-        if (main == _mainPaused && retry == _retryPaused) return;
-        var mainParts = new List<TopicPartition>();
-        var retryParts = new List<TopicPartition>();
-        foreach (var tp in _consumer.Assignment)
-            (_retryTopics.Contains(tp.Topic) ? retryParts : mainParts).Add(tp);
-        if (main != _mainPaused)
+        _wantPaused.Clear();
+        if (pauseMain || pauseRetry)
+            foreach (var tp in _consumer.Assignment)
+                if (_retryTopics.Contains(tp.Topic) ? pauseRetry : pauseMain) _wantPaused.Add(tp);
+        var blocked = false;
+        foreach (var lane in _laneSnapshot)
         {
-            if (main) _consumer.Pause(mainParts);
-            else _consumer.Resume(mainParts);
-            _mainPaused = main;
+            if (lane.RoutingState.Blocked < _options.MaxBlockedKeys) continue;
+            _wantPaused.Add(lane.MainPartition);
+            blocked = true;
         }
-        if (retry != _retryPaused)
-        {
-            if (retry) _consumer.Pause(retryParts);
-            else _consumer.Resume(retryParts);
-            _retryPaused = retry;
-        }
+        if (_wantPaused.SetEquals(_paused)) return blocked;
+        var resume = new List<TopicPartition>();
+        foreach (var tp in _paused)
+            if (!_wantPaused.Contains(tp)) resume.Add(tp);
+        var pause = new List<TopicPartition>();
+        foreach (var tp in _wantPaused)
+            if (!_paused.Contains(tp)) pause.Add(tp);
+        if (resume.Count > 0) _consumer.Resume(resume);
+        if (pause.Count > 0) _consumer.Pause(pause);
+        _paused.Clear();
+        _paused.UnionWith(_wantPaused);
+        return blocked;
     }
 
     /// <summary>Called by the dispatcher when a full budget has room again: interrupts a fetch that
@@ -120,12 +134,8 @@ internal sealed partial class SubscriptionRunner
             routing.Load(tp.Partition, state);
             lanes.Add(new Lane(topic, _sub.Group, tp.Partition, routing, state));
         }
-        if (_mainPaused || _retryPaused)
-        {
-            // Start from a known state: all resumed; the next fetch round pauses what is full.
-            _consumer.Resume(_consumer.Assignment);
-            _mainPaused = _retryPaused = false;
-        }
+        // New partitions start unpaused; the next fetch round pauses what needs it.
+        foreach (var tp in partitions) _paused.Remove(tp);
         _signals.Writer.TryWrite(new Signal(SignalKind.Assign, lanes));
     }
 

@@ -87,6 +87,7 @@ internal sealed partial class SubscriptionRunner
         }
 
         var context = new EventContext(envelope, _rt.Publisher, _rt.Services, work.Batch, work.PriorAttempts + 1, _sub.Group, _abort.Token);
+        EventContext.Current = context; // undone when this async method returns to the dispatcher
         var attempts = work.PriorAttempts;
         var firstFailure = work.FirstFailureMs;
         Exception? error = null;
