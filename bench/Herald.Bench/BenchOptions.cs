@@ -7,8 +7,8 @@ namespace Herald.Bench;
 public sealed class BenchOptions
 {
     public const string Usage =
-        "usage: Herald.Bench <log-append|log-latency|log-read|raw-group-commit> [--count N] [--size BYTES] [--appenders A] " +
-        "[--batch B] [--window W] [--rate R] [--pace yield|burst] [--rounds K] [--dir PATH]";
+        "usage: Herald.Bench <log-append|log-latency|log-read|raw-group-commit|pipeline> [--count N] [--size BYTES] [--appenders A] " +
+        "[--batch B] [--window W] [--rate R] [--pace yield|burst] [--rounds K] [--keys K] [--partitions P] [--dir PATH]";
 
     public required string Scenario { get; init; }
     public long? Count { get; private set; }
@@ -18,6 +18,11 @@ public sealed class BenchOptions
     public int? Window { get; private set; }
     public int? Rate { get; private set; }
     public int? Rounds { get; private set; }
+
+    /// <summary>Distinct record keys (pipeline); 0 publishes without keys.</summary>
+    public int? Keys { get; private set; }
+
+    public int? Partitions { get; private set; }
 
     /// <summary>How an open-loop generator waits for a record's due time: "yield" spins with
     /// Thread.Yield (exact, but keeps a core busy), "burst" sleeps ~1 ms and then sends every
@@ -46,6 +51,8 @@ public sealed class BenchOptions
                 case "--window": options.Window = (int)Positive(name, value); break;
                 case "--rate": options.Rate = (int)Positive(name, value); break;
                 case "--rounds": options.Rounds = (int)Positive(name, value); break;
+                case "--keys": options.Keys = (int)Positive(name, value, allowZero: true); break;
+                case "--partitions": options.Partitions = (int)Positive(name, value); break;
                 case "--pace":
                     if (value is not ("yield" or "burst")) throw new ArgumentException($"option --pace takes yield or burst, got '{value}'", nameof(args));
                     options.Pace = value;

@@ -1,7 +1,8 @@
 // Herald's end-to-end benchmark harness. One line per result: scenario=NAME key=value ...
 // Usage: dotnet run -c Release --project bench/Herald.Bench -- <scenario> [--count N] [--size BYTES]
-//        [--appenders A] [--batch B] [--window W] [--rate R] [--pace yield|burst] [--rounds K] [--dir PATH]
-// Scenarios: log-append, log-latency, log-read, and raw-group-commit (the disk's own floor under log-latency).
+//        [--appenders A] [--batch B] [--window W] [--rate R] [--pace yield|burst] [--rounds K] [--keys K] [--partitions P] [--dir PATH]
+// Scenarios: log-append, log-latency, log-read, raw-group-commit (the disk's own floor under log-latency),
+// and pipeline (publish -> durable embedded transport -> handler, end to end).
 using Herald.Bench;
 using Herald.Bench.Scenarios;
 
@@ -27,6 +28,9 @@ switch (options.Scenario)
         break;
     case "log-read":
         await LogReadScenario.RunAsync(options);
+        break;
+    case "pipeline":
+        await PipelineScenario.RunAsync(options);
         break;
     case "raw-group-commit":
         await RawGroupCommitScenario.RunAsync(options);

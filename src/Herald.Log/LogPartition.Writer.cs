@@ -9,7 +9,10 @@ public sealed partial class LogPartition
     private readonly RecordBatchBuilder _builder = new();
     private byte[] _buffer = [];
     private int _bufferUsed;
-    private long _bufferedNextOffset;  // the offset after the last batch in the buffer
+    private long _bufferedNextOffset;
+
+    /// <summary>The size at which the writer closes a batch and starts the next one.</summary>
+    internal const int TargetBatchBytes = 64 * 1024;  // the offset after the last batch in the buffer
     private long _groupFirstNewBase = long.MaxValue; // base offset of the first segment the current group created
     private long _unsyncedBytes;       // AckOnWrite: written since the last fsync
     private long _lastSyncTicks;
@@ -141,7 +144,11 @@ public sealed partial class LogPartition
     {
         if (_buffer.Length - _bufferUsed < _options.MaxBatchBytes) WriteBuffer();
         var room = RoomInSegment(needed, baseOffset);
-        _builder.Begin(_buffer, _bufferUsed, _bufferUsed + (int)Math.Min(room, _options.MaxBatchBytes), baseOffset, timestamp);
+        // Batches close at TargetBatchBytes (a larger record gets a batch of its own size): readers
+        // then fetch in buffers below the large-object-heap threshold (pipeline benchmark: 1 MiB
+        // batches made every consumer read a gen-2 allocation).
+        var limit = Math.Min(Math.Max(needed, TargetBatchBytes), _options.MaxBatchBytes);
+        _builder.Begin(_buffer, _bufferUsed, _bufferUsed + (int)Math.Min(room, limit), baseOffset, timestamp);
     }
 
     /// <summary>Bytes the active segment can still take, rolling to a new one first when

@@ -37,14 +37,15 @@ public static class RecordBatchRecords
             IReadOnlyList<LogHeader> headers = NoHeaders;
             if (headerCount > 0)
             {
-                var list = new LogHeader[headerCount];
+                // Decoded lazily (RecordHeaders); the loop below only checks the framing.
+                var headersStart = reader.Position;
                 for (var h = 0; h < headerCount; h++)
                 {
-                    var hk = reader.Bytes("headerKeyLength") ?? ReadOnlyMemory<byte>.Empty;
-                    var hv = reader.Bytes("headerValueLength") ?? ReadOnlyMemory<byte>.Empty;
-                    list[h] = new LogHeader(Encoding.UTF8.GetString(hk.Span), hv);
+                    reader.Bytes("headerKeyLength");
+                    reader.Bytes("headerValueLength");
                 }
-                headers = list;
+                if (header.BaseOffset + offsetDelta >= fromOffset)
+                    headers = new RecordHeaders(batch[headersStart..reader.Position], headerCount);
             }
             if (reader.Position != end) throw Reader.Error("recordLength", start, $"record length {length} does not match its fields ({reader.Position - start} bytes)");
             var offset = header.BaseOffset + offsetDelta;

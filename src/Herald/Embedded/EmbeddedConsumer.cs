@@ -10,6 +10,7 @@ internal sealed class EmbeddedConsumer : ITransportConsumer
     private readonly EmbeddedGroupCoordinator _coordinator;
     private readonly Dictionary<TopicPartition, Cursor> _owned = [];
     private readonly List<Cursor> _order = [];
+    private const int ReadBytes = 64 * 1024;
     private int _generation = -1;
     private int _next;
     private bool _disposed;
@@ -69,7 +70,9 @@ internal sealed class EmbeddedConsumer : ITransportConsumer
                 cursor.Decoded.Clear();
                 cursor.Taken = 0;
                 var offset = Math.Max(cursor.Offset, cursor.Log.StartOffset);
-                var read = cursor.Log.Read(offset, (int)Math.Clamp(maxBytes - bytes, 4096, LogPartition.DefaultReadBytes));
+                // Reads of at most 64 KiB (whole batches; one larger batch comes whole) keep the
+                // buffer off the large object heap (pipeline benchmark).
+                var read = cursor.Log.Read(offset, (int)Math.Clamp(maxBytes - bytes, 4096, ReadBytes));
                 if (read.IsEmpty) continue;
                 read.DecodeRecords(cursor.Decoded);
                 cursor.Offset = read.NextOffset;

@@ -10,7 +10,7 @@ namespace Herald.Internal;
 /// its id (pipeline benchmark).</summary>
 internal sealed class PublishBuffer : IBufferWriter<byte>, IReadOnlyList<LogHeader>
 {
-    private const int InitialSize = 1024;
+    private const int InitialSize = 512;
     private byte[] _buffer = ArrayPool<byte>.Shared.Rent(InitialSize);
     private int _written;
     private readonly LogHeader[] _headers = new LogHeader[16];
@@ -103,7 +103,9 @@ internal sealed class PublishBuffer : IBufferWriter<byte>, IReadOnlyList<LogHead
     /// <summary>A small bounded pool: a buffer comes back once its append completed.</summary>
     public sealed class Pool
     {
-        private const int MaxPooled = 1024;
+        // Sized for many outstanding publishes: group commit returns buffers in bursts of
+        // thousands, and a smaller pool dropped most of each burst (pipeline benchmark).
+        private const int MaxPooled = 8192;
         private readonly ConcurrentQueue<PublishBuffer> _free = new();
         private int _count;
 

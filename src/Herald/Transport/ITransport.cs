@@ -60,6 +60,7 @@ public readonly record struct TransportRecord(
         get
         {
             var size = 64 + (Key?.Length ?? 0) + (Value?.Length ?? 0);
+            if (Headers is RecordHeaders stored) return size + stored.StoredLength + 16 * stored.Count; // without decoding them
             for (var i = 0; i < Headers.Count; i++) size += 16 + Headers[i].Key.Length + Headers[i].Value.Length;
             return size;
         }

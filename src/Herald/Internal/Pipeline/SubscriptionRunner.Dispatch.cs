@@ -7,6 +7,14 @@ namespace Herald.Internal.Pipeline;
 internal sealed partial class SubscriptionRunner
 {
     private readonly Stack<Queue<Work>> _queuePool = new();
+    private readonly Stack<Work> _workPool = new();
+
+    /// <summary>Returns a work for reuse; the pool holds at most what prefetch allows in memory.</summary>
+    private void Recycle(Work work)
+    {
+        work.Clear();
+        if (_workPool.Count < _options.PrefetchRecords) _workPool.Push(work);
+    }
 
     private async Task DispatchLoopAsync()
     {
@@ -44,13 +52,16 @@ internal sealed partial class SubscriptionRunner
         switch (signal.Kind)
         {
             case SignalKind.Batch:
-                Enqueue((List<TransportRecord>)signal.Payload!);
+                var batch = (List<TransportRecord>)signal.Payload!;
+                Enqueue(batch);
+                batch.Clear();
+                if (_batchLists.Count < 1024) _batchLists.Enqueue(batch);
                 break;
             case SignalKind.Completed:
                 Finish((Work)signal.Payload!, signal.Flag);
                 break;
             case SignalKind.Wake:
-                OnDue((Work)signal.Payload!);
+                if (((Work)signal.Payload!).Generation == signal.Generation) OnDue((Work)signal.Payload!);
                 break;
             case SignalKind.Assign:
                 foreach (var lane in (List<Lane>)signal.Payload!)
@@ -90,7 +101,8 @@ internal sealed partial class SubscriptionRunner
             var size = record.Size;
             var seq = (isRetry ? lane.Retry : lane.Main).Add(record.Offset, size);
             scope?.AddRef();
-            var work = new Work(record, lane, isRetry, seq, size, scope);
+            var work = _workPool.TryPop(out var pooled) ? pooled : new Work();
+            work.Init(record, lane, isRetry, seq, size, scope);
             if (isRetry) ReadRetryHeaders(work);
             if (record.Key is not { } key)
             {
@@ -138,9 +150,9 @@ internal sealed partial class SubscriptionRunner
                 // it) but not a handler slot.
                 work.DueTimer = _rt.Time.CreateTimer(static state =>
                 {
-                    var (runner, w) = ((SubscriptionRunner, Work))state!;
-                    runner._signals.Writer.TryWrite(new Signal(SignalKind.Wake, w));
-                }, (this, work), TimeSpan.FromMilliseconds(wait), Timeout.InfiniteTimeSpan);
+                    var (runner, w, generation) = ((SubscriptionRunner, Work, int))state!;
+                    runner._signals.Writer.TryWrite(new Signal(SignalKind.Wake, w, Generation: generation));
+                }, (this, work, work.Generation), TimeSpan.FromMilliseconds(wait), Timeout.InfiniteTimeSpan);
                 _waitingForDue.Add(work);
                 return;
             }
@@ -204,22 +216,29 @@ internal sealed partial class SubscriptionRunner
             if (!lane.Revoking && !_stopping && waiting.TryDequeue(out var next)) _ready.Enqueue(next);
             else
             {
-                while (waiting.TryDequeue(out var dropped)) dropped.Batch?.Release();
+                while (waiting.TryDequeue(out var dropped)) Drop(dropped);
                 lane.Keys.Remove(key);
                 _queuePool.Push(waiting);
             }
         }
+        Recycle(work);
         if (lane.Revoking) CheckRevokes();
+    }
+
+    private void Drop(Work work)
+    {
+        work.Batch?.Release();
+        Recycle(work);
     }
 
     private void AbandonKey(Work work)
     {
-        work.Batch?.Release();
         if (work.Key is { } key && work.Lane.Keys.Remove(key, out var waiting))
         {
-            while (waiting.TryDequeue(out var dropped)) dropped.Batch?.Release();
+            while (waiting.TryDequeue(out var dropped)) Drop(dropped);
             _queuePool.Push(waiting);
         }
+        Drop(work);
     }
 
     private void ReleaseBudget(string topic, int records, long bytes) => ReleaseBudget(_retryTopics.Contains(topic), records, bytes);
@@ -245,7 +264,7 @@ internal sealed partial class SubscriptionRunner
         }
         foreach (var (key, waiting) in lane.Keys)
         {
-            while (waiting.TryDequeue(out var dropped)) dropped.Batch?.Release();
+            while (waiting.TryDequeue(out var dropped)) Drop(dropped);
         }
         // Works waiting for their due time are abandoned now; keys with a running handler are
         // cleaned up when it finishes.

@@ -4,6 +4,9 @@ namespace Herald.Internal.Pipeline;
 
 internal sealed partial class SubscriptionRunner
 {
+    // At most 512 records per fetch keeps a batch list (~88 bytes a record) off the large object heap.
+    private const int FetchRecords = 512;
+    private readonly System.Collections.Concurrent.ConcurrentQueue<List<TransportRecord>> _batchLists = new();
     private readonly HashSet<TopicPartition> _paused = [];
     private readonly HashSet<TopicPartition> _wantPaused = [];
 
@@ -27,17 +30,23 @@ internal sealed partial class SubscriptionRunner
                 // A partition paused for too many blocked keys resumes when replays or retries
                 // clear them; look again every second.
                 if (blockedLanes) linked.CancelAfter(TimeSpan.FromSeconds(1));
-                var batch = new List<TransportRecord>(Math.Min(maxRecords, 4096));
+                // Batch lists are reused (pipeline benchmark: they were a tenth of all allocation).
+                var batch = _batchLists.TryDequeue(out var reused) ? reused : new List<TransportRecord>(64);
                 try
                 {
                     if (maxRecords == 0) await Task.Delay(Timeout.Infinite, linked.Token).ConfigureAwait(false);
-                    else await _consumer.FetchAsync(batch, Math.Min(maxRecords, 4096), Math.Max(maxBytes, 64 * 1024), linked.Token).ConfigureAwait(false);
+                    else await _consumer.FetchAsync(batch, Math.Min(maxRecords, FetchRecords), Math.Max(maxBytes, 64 * 1024), linked.Token).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (!stop.IsCancellationRequested)
                 {
+                    _batchLists.Enqueue(batch); // an interrupted fetch adds nothing
                     continue; // budget came back, or time to look at blocked keys again: recompute what to pause
                 }
-                if (batch.Count == 0) continue;
+                if (batch.Count == 0)
+                {
+                    _batchLists.Enqueue(batch);
+                    continue;
+                }
                 int mainRecords = 0, retryRecords = 0;
                 long mainBytes = 0, retryBytes = 0;
                 foreach (var r in batch)

@@ -16,6 +16,7 @@ internal sealed partial class SubscriptionRunner
     /// or dead-lettered. True when the record is finished (committable); false when it was
     /// abandoned (shutdown timeout, or the retry or dead-letter topic could not be written).
     /// Completes synchronously when the handler does and the key is not blocked.</summary>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> ProcessAsync(Work work)
     {
         try
@@ -62,6 +63,7 @@ internal sealed partial class SubscriptionRunner
         return false;
     }
 
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> HandleAsync(Work work)
     {
         var record = work.Record;

@@ -15,7 +15,7 @@ internal sealed partial class SubscriptionRunner : IAsyncDisposable
 {
     private enum SignalKind { Batch, Completed, Wake, Assign, Revoke, CommitDone, Tick, Stop }
 
-    private readonly record struct Signal(SignalKind Kind, object? Payload = null, bool Flag = false, TaskCompletionSource? Done = null);
+    private readonly record struct Signal(SignalKind Kind, object? Payload = null, bool Flag = false, TaskCompletionSource? Done = null, int Generation = 0);
 
     private readonly HeraldRuntime _rt;
     private readonly SubscriptionDefinition _sub;
