@@ -13,6 +13,18 @@ public sealed class DeadLetterQueue
 
     internal DeadLetterQueue(HeraldRuntime runtime) => _rt = runtime;
 
+    /// <summary>Every (topic, group) of this instance's subscriptions: each has a dead-letter topic.</summary>
+    public IReadOnlyList<(string Topic, string Group)> Subscriptions
+    {
+        get
+        {
+            var list = new List<(string, string)>();
+            foreach (var s in _rt.Subscriptions)
+                foreach (var t in s.Topics) list.Add((t, s.Group));
+            return list;
+        }
+    }
+
     /// <summary>The unresolved dead letters of a topic and group, by partition and in order.</summary>
     public async Task<IReadOnlyList<DeadLetter>> ListAsync(string topic, string group, CancellationToken cancellationToken = default)
     {

@@ -10,7 +10,7 @@ internal static class Headers
 {
     public static ReadOnlyMemory<byte>? Find(IReadOnlyList<LogHeader> headers, string name)
     {
-        if (headers is RecordHeaders stored) return stored.TryGetValue(name, out var value) ? value : null;
+        if (headers is RecordHeaders stored) return stored.TryGetValue(name, out var value) ? value : (ReadOnlyMemory<byte>?)null;
         for (var i = 0; i < headers.Count; i++)
             if (string.Equals(headers[i].Key, name, StringComparison.Ordinal)) return headers[i].Value;
         return null;

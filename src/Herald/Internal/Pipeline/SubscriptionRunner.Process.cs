@@ -21,6 +21,12 @@ internal sealed partial class SubscriptionRunner
     {
         try
         {
+            if (IsForOtherGroups(work))
+            {
+                // A mapped type this group has no handler for: nothing to do, whatever its key's state.
+                CompleteRetry(work);
+                return true;
+            }
             if (work.Key is { } key && work.Lane.RoutingState.Blocked > 0 && await RouteBlockedKeyAsync(work, key).ConfigureAwait(false))
                 return true;
             return await HandleAsync(work).ConfigureAwait(false);
@@ -35,6 +41,16 @@ internal sealed partial class SubscriptionRunner
             LogMessages.RecordStalled(_log, e, _sub.Group, work.Record.Topic, work.Record.Partition, work.Record.Offset);
             return false;
         }
+    }
+
+    /// <summary>Resolves the record's event type once (into the work) and says whether it is a
+    /// mapped type this group does not handle.</summary>
+    private bool IsForOtherGroups(Work work)
+    {
+        work.TypeName = Headers.Find(work.Record.Headers, HeaderNames.Type);
+        work.Mapping = work.TypeName is { } name && _rt.Map.TryGet(name, out var mapping) ? mapping : null;
+        work.Binding = work.Mapping is { } m && _sub.Bindings.TryGetValue(m, out var binding) ? binding : null;
+        return work.Mapping is not null && work.Binding is null;
     }
 
     /// <summary>For a key with events in the retry topic or dead letters: keeps its order.</summary>
@@ -69,15 +85,10 @@ internal sealed partial class SubscriptionRunner
         var record = work.Record;
         var lane = work.Lane;
         var envelope = work.IsRetry ? new Envelope(record, lane.Topic, lane.Partition, work.OriginalOffset) : new Envelope(record);
-        if (Headers.Find(record.Headers, HeaderNames.Type) is not { } typeName)
+        if (work.TypeName is not { } typeName)
             return await PoisonAsync(work, new UnknownEventTypeException($"record {lane.Topic}/{lane.Partition} offset {work.OriginalOffset} has no {HeaderNames.Type} header")).ConfigureAwait(false);
-        if (!_rt.Map.TryGet(typeName, out var mapping))
+        if (work.Mapping is not { } mapping || work.Binding is not { } binding)
             return await PoisonAsync(work, new UnknownEventTypeException($"{HeaderNames.Type} '{System.Text.Encoding.UTF8.GetString(typeName.Span)}' of record {lane.Topic}/{lane.Partition} offset {work.OriginalOffset} is not a mapped event type")).ConfigureAwait(false);
-        if (!_sub.Bindings.TryGetValue(mapping, out var binding))
-        {
-            CompleteRetry(work); // this group does not handle the type
-            return true;
-        }
         object evt;
         try
         {

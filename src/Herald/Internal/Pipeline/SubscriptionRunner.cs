@@ -77,6 +77,7 @@ internal sealed partial class SubscriptionRunner : IAsyncDisposable
 
     public void Start()
     {
+        _started = true;
         _rt.Telemetry.AddLagSource(_lagSource);
         _dispatchLoop = Task.Run(DispatchLoopAsync);
         _fetchLoop = Task.Run(FetchLoopAsync);
@@ -85,8 +86,21 @@ internal sealed partial class SubscriptionRunner : IAsyncDisposable
 
     /// <summary>Stops fetching, lets in-flight handlers finish (cancelling them after
     /// <paramref name="drainTimeout"/>), commits what finished and leaves the group.</summary>
-    public async Task StopAsync(TimeSpan drainTimeout)
+    public Task StopAsync(TimeSpan drainTimeout)
     {
+        lock (_signals) return _stopTask ??= StopOnceAsync(drainTimeout);
+    }
+
+    private Task? _stopTask;
+    private bool _started;
+
+    private async Task StopOnceAsync(TimeSpan drainTimeout)
+    {
+        if (!_started)
+        {
+            await _consumer.DisposeAsync().ConfigureAwait(false);
+            return;
+        }
         await _stopFetching.CancelAsync().ConfigureAwait(false);
         try
         {
@@ -111,7 +125,7 @@ internal sealed partial class SubscriptionRunner : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (!_stopFetching.IsCancellationRequested) await StopAsync(TimeSpan.Zero).ConfigureAwait(false);
+        await StopAsync(TimeSpan.Zero).ConfigureAwait(false);
         _stopFetching.Dispose();
         _abort.Dispose();
         _wake.Dispose();

@@ -27,6 +27,11 @@ internal sealed class Work
     /// <summary>Waiting for its due time (a retry-topic record), not running.</summary>
     public ITimer? DueTimer;
 
+    // The event type, resolved once when processing starts.
+    public ReadOnlyMemory<byte>? TypeName;
+    public EventMapping? Mapping;
+    public Subscriptions.HandlerBinding? Binding;
+
     public ReadOnlyMemory<byte>? Key => Record.Key;
 
     public void Init(in TransportRecord record, Lane lane, bool isRetry, long seq, int size, BatchScope? batch)
@@ -52,6 +57,9 @@ internal sealed class Work
         Lane = null!;
         Batch = null;
         DueTimer = null;
+        TypeName = null;
+        Mapping = null;
+        Binding = null;
         Generation++;
     }
 }
