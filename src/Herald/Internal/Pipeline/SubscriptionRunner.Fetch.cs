@@ -118,9 +118,10 @@ internal sealed partial class SubscriptionRunner
     /// waits on the other kind of partitions only.</summary>
     private void WakeFetcher()
     {
+        // Not disposed here: the fetch loop may be reading its token right now. A source with no
+        // timer and no wait handle holds nothing that needs disposing.
         var old = Interlocked.Exchange(ref _wake, new CancellationTokenSource());
         old.Cancel();
-        old.Dispose();
     }
 
     /// <summary>Runs inside a fetch: loads the routing state of the new partitions (keys waiting in

@@ -1,0 +1,83 @@
+using System.Globalization;
+
+namespace OrderFlow;
+
+/// <summary>What one run of the sample does. Every share is of the orders placed, and exact: 5000
+/// orders with a decline rate of 0.1 means 500 declined payments.</summary>
+public sealed class OrderFlowOptions
+{
+    public const string Usage = """
+        usage: dotnet run --project samples/OrderFlow -- [options]
+          --orders N                orders to place (default 5000)
+          --decline-rate R          share of payments declined (default 0.1)
+          --poison-rate R           share of orders whose payment throws every time (default 0.01)
+          --out-of-stock-rate R     share of orders for a sold-out item (default 0.05)
+          --undeliverable-rate R    share of orders no carrier delivers, refunded after payment (default 0.02)
+          --seed N                  which orders get which fate, and what they buy (default 1)
+          --data DIR                the embedded log's directory (default: a new one per run under the temp folder)
+          --fresh                   wipe the data directory first (without --data: earlier runs' directories)
+          --timeout SECONDS         give up when not every order is final by then (default 120)
+        """;
+
+    public int Orders { get; set; } = 5000;
+    public double DeclineRate { get; set; } = 0.10;
+    public double PoisonRate { get; set; } = 0.01;
+    public double OutOfStockRate { get; set; } = 0.05;
+    public double UndeliverableRate { get; set; } = 0.02;
+    public int Seed { get; set; } = 1;
+
+    /// <summary>The embedded log's directory; null for a new directory per run under the temp folder.</summary>
+    public string? DataDirectory { get; set; }
+
+    public bool Fresh { get; set; }
+
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(120);
+
+    /// <summary>How often a progress line is written.</summary>
+    public TimeSpan ProgressInterval { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>The parent of the per-run data directories.</summary>
+    public static string RunsDirectory => Path.Combine(Path.GetTempPath(), "herald-orderflow");
+
+    public static OrderFlowOptions Parse(IReadOnlyList<string> args)
+    {
+        var options = new OrderFlowOptions();
+        for (var i = 0; i < args.Count; i++)
+        {
+            var name = args[i];
+            string Value() => i + 1 < args.Count ? args[++i] : throw new ArgumentException($"{name} needs a value");
+            switch (name)
+            {
+                case "--orders": options.Orders = Int(name, Value()); break;
+                case "--decline-rate": options.DeclineRate = Rate(name, Value()); break;
+                case "--poison-rate": options.PoisonRate = Rate(name, Value()); break;
+                case "--out-of-stock-rate": options.OutOfStockRate = Rate(name, Value()); break;
+                case "--undeliverable-rate": options.UndeliverableRate = Rate(name, Value()); break;
+                case "--seed": options.Seed = Int(name, Value()); break;
+                case "--data": options.DataDirectory = Value(); break;
+                case "--fresh": options.Fresh = true; break;
+                case "--timeout": options.Timeout = TimeSpan.FromSeconds(Int(name, Value())); break;
+                default: throw new ArgumentException($"unknown option '{name}'");
+            }
+        }
+        options.Validate();
+        return options;
+    }
+
+    public void Validate()
+    {
+        if (Orders is < 1 or > 1_000_000) throw new ArgumentException("--orders must be 1 to 1000000", nameof(Orders));
+        foreach (var (name, rate) in new[] { ("--decline-rate", DeclineRate), ("--poison-rate", PoisonRate), ("--out-of-stock-rate", OutOfStockRate), ("--undeliverable-rate", UndeliverableRate) })
+            if (rate is < 0 or > 1 || double.IsNaN(rate)) throw new ArgumentException($"{name} must be 0 to 1", name);
+        if (DeclineRate + PoisonRate + OutOfStockRate + UndeliverableRate > 1)
+            throw new ArgumentException("--decline-rate, --poison-rate, --out-of-stock-rate and --undeliverable-rate add up to more than 1");
+        if (Timeout <= TimeSpan.Zero) throw new ArgumentException("--timeout must be positive", nameof(Timeout));
+        if (ProgressInterval <= TimeSpan.Zero) throw new ArgumentException("ProgressInterval must be positive", nameof(ProgressInterval));
+    }
+
+    private static int Int(string name, string value) =>
+        int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : throw new ArgumentException($"{name} must be an integer, not '{value}'");
+
+    private static double Rate(string name, string value) =>
+        double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var r) ? r : throw new ArgumentException($"{name} must be a number such as 0.1, not '{value}'");
+}

@@ -1,0 +1,221 @@
+using System.Globalization;
+using Herald.DeadLetters;
+using OrderFlow.Inventory;
+using OrderFlow.OrderView;
+using OrderFlow.Payments;
+using OrderFlow.Run;
+using OrderFlow.Shipping;
+
+namespace OrderFlow;
+
+/// <summary>The end of a run, audited: how many orders reached each final state against how many
+/// their scenarios predict, the dead letters against the poison orders, and whether stock, money
+/// and shipments agree with each order's final state. <see cref="AddsUp"/> only when nothing is
+/// off; <see cref="Problems"/> says what is.</summary>
+public sealed class OrderFlowSummary
+{
+    /// <summary>What a run leaves behind, to audit.</summary>
+    public sealed record Inputs(
+        OrderFlowOptions Options,
+        string DataDirectory,
+        IReadOnlyList<PlannedOrder> Plan,
+        int Placed,
+        bool Finished,
+        TimeSpan Elapsed,
+        OrderBoard Board,
+        Warehouse Warehouse,
+        PaymentGateway Gateway,
+        Carrier Carrier,
+        IReadOnlyList<RunDeadLetter> DeadLetters,
+        IReadOnlyList<(string Topic, string Group, DeadLetterFailureGroup Failure)> FailureGroups);
+
+    private OrderFlowSummary(Inputs run) => Run = run;
+
+    private Inputs Run { get; }
+
+    public int Orders => Run.Plan.Count;
+    public int Placed => Run.Placed;
+
+    /// <summary>Whether every order reached a final state before the timeout.</summary>
+    public bool Finished => Run.Finished;
+
+    public TimeSpan Elapsed => Run.Elapsed;
+    public required IReadOnlyDictionary<OrderState, int> Counts { get; init; }
+    public required IReadOnlyDictionary<OrderState, int> Expected { get; init; }
+    public int PoisonOrders => Expected[OrderState.DeadLettered];
+
+    /// <summary>The unresolved dead letters of this run's orders, across every dead-letter topic.</summary>
+    public int DeadLetters => Run.DeadLetters.Count;
+
+    public required decimal Charged { get; init; }
+    public required decimal Refunded { get; init; }
+    public required decimal ShippedValue { get; init; }
+
+    /// <summary>Whether stock on the shelves, reservations and final states agree.</summary>
+    public required bool StockAddsUp { get; init; }
+
+    /// <summary>Whether charged minus refunded is the value of the shipped orders.</summary>
+    public required bool MoneyAddsUp { get; init; }
+
+    public required IReadOnlyList<string> Problems { get; init; }
+    public bool AddsUp => Problems.Count == 0;
+
+    public int Count(OrderState state) => Counts[state];
+
+    private const string EffectsKind = "have stock, payment or shipment that does not match their final state";
+
+    public static OrderFlowSummary Audit(Inputs run)
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        var problems = new List<string>();
+        var counts = run.Board.CountByState();
+        var expected = Enum.GetValues<OrderState>().ToDictionary(s => s, _ => 0);
+        foreach (var planned in run.Plan) expected[planned.Expected]++;
+
+        if (!run.Finished) problems.Add($"stopped after {run.Elapsed.TotalSeconds:F1} s (timeout or cancellation) with {counts[OrderState.InFlight]} orders still in flight");
+        if (run.Placed != run.Plan.Count) problems.Add($"placed {run.Placed} of {run.Plan.Count} orders");
+        var final = OrderStates.Final.Sum(s => counts[s]);
+        if (final != run.Plan.Count) problems.Add($"final states add up to {final}, not the {run.Plan.Count} orders placed");
+
+        // Each order: the final state its scenario predicts, with stock, payment and shipment to match.
+        var findings = new Findings();
+        var amounts = run.Plan.ToDictionary(p => p.Order.OrderId, p => p.Order.Amount);
+        decimal charged = 0, refunded = 0, shippedValue = 0;
+        foreach (var order in run.Board.Orders)
+        {
+            var id = order.OrderId;
+            if (order.State == OrderState.InFlight)
+                findings.Add("never reached a final state", $"{id}: expected {order.Expected.Describe()}, has seen {order.Facts}");
+            else if (order.State != order.Expected)
+                findings.Add("reached a final state their scenario does not predict", $"{id}: expected {order.Expected.Describe()}, got {order.State.Describe()} ({order.Facts})");
+            var charge = run.Gateway.Find(id);
+            if (charge is { Approved: true }) charged += charge.Amount;
+            if (charge is { Refunded: true }) refunded += charge.Amount;
+            if (order.State == OrderState.Shipped) shippedValue += amounts[id];
+            if (EffectsMismatch(order.State, run.Warehouse.Find(id), charge, run.Carrier.Find(id)) is { } mismatch)
+                findings.Add(EffectsKind, $"{id} ({order.State.Describe()}): {mismatch}");
+        }
+
+        // Every poison order's payment is in the payments group's dead-letter topic, and nothing else is.
+        var poison = run.Plan.Where(p => p.Expected == OrderState.DeadLettered).Select(p => p.Order.OrderId).ToHashSet();
+        if (run.DeadLetters.Count != poison.Count) problems.Add($"{run.DeadLetters.Count} dead letters, but {poison.Count} poison orders");
+        foreach (var d in run.DeadLetters)
+        {
+            if (!poison.Contains(d.OrderId))
+                findings.Add("that are not poison have dead letters", $"{d.OrderId}: {d.Topic}.{d.Group}.dlq, {d.Letter.Reason}, {d.Letter.ExceptionType}: {d.Letter.ExceptionMessage}");
+            else if ((d.Topic, d.Group, d.Letter.Reason) != ("inventory", "payments", DeadLetterReason.Failed))
+                findings.Add("that are poison have a dead letter other than their failed payment", $"{d.OrderId}: {d.Topic}.{d.Group}.dlq, {d.Letter.Reason}");
+        }
+
+        var stockMismatches = run.Warehouse.StockMismatches();
+        foreach (var mismatch in stockMismatches) problems.Add($"stock does not add up for {mismatch}");
+        // Orders still in flight may have been charged and not shipped yet: money adds up only at the end.
+        var moneyAddsUp = charged - refunded == shippedValue;
+        if (!moneyAddsUp && run.Finished)
+            problems.Add($"money does not add up: charged {Money(charged)} − refunded {Money(refunded)} ≠ {Money(shippedValue)} of shipped orders");
+        problems.AddRange(findings.Describe());
+
+        return new OrderFlowSummary(run)
+        {
+            Counts = counts,
+            Expected = expected,
+            Charged = charged,
+            Refunded = refunded,
+            ShippedValue = shippedValue,
+            StockAddsUp = stockMismatches.Count == 0 && !findings.Has(EffectsKind),
+            MoneyAddsUp = moneyAddsUp,
+            Problems = problems,
+        };
+    }
+
+    /// <summary>What the services did for an order, against what its final state says they did.</summary>
+    private static string? EffectsMismatch(OrderState state, Reservation? reservation, Charge? charge, Shipment? shipment)
+    {
+        (ReservationStatus? Stock, string Payment, string Shipment)? wanted = state switch
+        {
+            OrderState.Shipped => (ReservationStatus.Held, "charged", "booked"),
+            OrderState.Declined => (ReservationStatus.Released, "declined", "none"),
+            OrderState.OutOfStock => (ReservationStatus.Refused, "none", "none"),
+            OrderState.Refunded => (ReservationStatus.Released, "refunded", "failed"),
+            OrderState.DeadLettered => (ReservationStatus.Held, "none", "none"),
+            _ => null, // not final: reported above
+        };
+        if (wanted is not { } w) return null;
+        var payment = charge is null ? "none" : !charge.Approved ? "declined" : charge.Refunded ? "refunded" : "charged";
+        var booked = shipment is null ? "none" : shipment.TrackingNumber is null ? "failed" : "booked";
+        return (reservation?.Status, payment, booked) == w
+            ? null
+            : $"stock {reservation?.Status.ToString() ?? "none"}, payment {payment}, shipment {booked}; expected stock {w.Stock}, payment {w.Payment}, shipment {w.Shipment}";
+    }
+
+    public void WriteTo(TextWriter output)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        output.WriteLine();
+        output.WriteLine($"OrderFlow: {Placed} of {Orders} orders placed, {(Finished ? "all final" : "NOT all final")} after {Elapsed.TotalSeconds:F1} s (seed {Run.Options.Seed})");
+        output.WriteLine();
+        output.WriteLine("  final state       orders  expected");
+        foreach (var state in OrderStates.Final)
+            output.WriteLine($"  {state.Describe(),-16} {Counts[state],7} {Expected[state],9}   {Path(state)}");
+        if (Counts[OrderState.InFlight] > 0) output.WriteLine($"  {"in flight",-16} {Counts[OrderState.InFlight],7} {0,9}   never reached a final state");
+        if (Counts[OrderState.Inconsistent] > 0) output.WriteLine($"  {"inconsistent",-16} {Counts[OrderState.Inconsistent],7} {0,9}   contradictory events");
+        var final = OrderStates.Final.Sum(s => Counts[s]);
+        output.WriteLine($"  {"total",-16} {final,7} {Orders,9}   {(final == Placed ? "=" : "≠")} {Placed} orders placed");
+        output.WriteLine();
+
+        var byTopic = Run.DeadLetters.GroupBy(d => $"{d.Topic}.{d.Group}.dlq").Select(g => $"{g.Count()} in {g.Key}");
+        output.WriteLine($"  dead letters:   {DeadLetters} ({(DeadLetters == 0 ? "none" : string.Join(", ", byTopic))}) for {PoisonOrders} poison orders (DeadLetterQueue.ListAsync)");
+        foreach (var (topic, group, failure) in Run.FailureGroups)
+        {
+            // GroupByFailureAsync covers the whole dead-letter topic: with --data, earlier runs' letters too.
+            var ours = Run.DeadLetters.Where(d => (d.Topic, d.Group) == (topic, group)).ToList();
+            var earlier = Run.FailureGroups.Where(f => (f.Topic, f.Group) == (topic, group)).Sum(f => f.Failure.Count) > ours.Count;
+            var attempts = string.Join(" or ", ours.Where(d => d.Letter.FailureGroup == failure.FailureGroup).Select(d => d.Letter.Attempts).Distinct().Order());
+            output.WriteLine($"    {topic}.{group}.dlq: {failure.Count} × {failure.FailureGroup}{(earlier ? " (earlier runs' included)" : "")}, after {attempts} attempts: \"{failure.SampleMessage}\"");
+        }
+        output.WriteLine(StockAddsUp
+            ? "  stock:          every shipped or dead-lettered order holds its stock; declined and refunded orders' stock is back on the shelf"
+            : "  stock:          DOES NOT ADD UP");
+        output.WriteLine($"  money:          charged {Money(Charged)}, refunded {Money(Refunded)}, kept {Money(Charged - Refunded)} {(MoneyAddsUp ? "=" : "≠")} {Money(ShippedValue)} worth of orders shipped");
+        output.WriteLine($"  nothing lost:   {(AddsUp ? "every order placed reached exactly one final state, the one its scenario predicts" : "NO")}");
+        output.WriteLine($"  data:           {Run.DataDirectory}");
+        output.WriteLine();
+        if (AddsUp)
+        {
+            output.WriteLine("OK: the summary adds up.");
+            return;
+        }
+        output.WriteLine("FAILED: the summary does not add up:");
+        foreach (var problem in Problems) output.WriteLine($"  - {problem}");
+    }
+
+    private static string Path(OrderState state) => state switch
+    {
+        OrderState.Shipped => "stock reserved → payment charged → shipment booked",
+        OrderState.Declined => "payment declined → stock released",
+        OrderState.OutOfStock => "sold out → cancelled, nothing to undo",
+        OrderState.Refunded => "shipment failed → payment refunded → stock released",
+        OrderState.DeadLettered => "payment threw on every attempt → dead-letter topic, stock held",
+        _ => "",
+    };
+
+    private static string Money(decimal amount) => amount.ToString("#,##0.00", CultureInfo.InvariantCulture);
+
+    /// <summary>Per-order findings: a count and a few examples of each kind.</summary>
+    private sealed class Findings
+    {
+        private readonly Dictionary<string, (int Count, List<string> Examples)> _kinds = new(StringComparer.Ordinal);
+
+        public void Add(string kind, string example)
+        {
+            var (count, examples) = _kinds.TryGetValue(kind, out var k) ? k : (0, []);
+            if (examples.Count < 3) examples.Add(example);
+            _kinds[kind] = (count + 1, examples);
+        }
+
+        public bool Has(string kind) => _kinds.ContainsKey(kind);
+
+        public IEnumerable<string> Describe() =>
+            _kinds.Select(k => $"{k.Value.Count} orders {k.Key}, e.g. {string.Join("; ", k.Value.Examples)}");
+    }
+}

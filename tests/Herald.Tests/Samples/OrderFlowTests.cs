@@ -1,0 +1,82 @@
+using OrderFlow;
+using OrderFlow.OrderView;
+using Xunit.Abstractions;
+
+namespace Herald.Tests.Samples;
+
+/// <summary>Runs the OrderFlow sample (the README's first command) in process, small, and checks
+/// that its summary adds up.</summary>
+public class OrderFlowTests(ITestOutputHelper output)
+{
+    private static OrderFlowOptions Small(string data, int orders = 300) => new()
+    {
+        Orders = orders,
+        Seed = 42,
+        DataDirectory = data,
+        Timeout = TimeSpan.FromSeconds(60),
+        ProgressInterval = TimeSpan.FromMilliseconds(100),
+    };
+
+    private async Task<OrderFlowSummary> RunAsync(OrderFlowOptions options)
+    {
+        var text = new StringWriter();
+        try
+        {
+            return await OrderFlowApp.RunAsync(options, text);
+        }
+        finally
+        {
+            output.WriteLine(text.ToString());
+        }
+    }
+
+    [Fact]
+    public async Task Every_order_reaches_the_final_state_its_scenario_predicts_and_poison_orders_are_dead_lettered()
+    {
+        using var dir = new TempDirectory("orderflow");
+        var summary = await RunAsync(Small(dir.Path));
+
+        Assert.True(summary.AddsUp, string.Join(Environment.NewLine, summary.Problems));
+        Assert.True(summary.Finished);
+        Assert.Equal(300, summary.Placed);
+        Assert.Equal(300, OrderStates.Final.Sum(summary.Count));
+        Assert.Equal(0, summary.Count(OrderState.InFlight) + summary.Count(OrderState.Inconsistent));
+        foreach (var state in OrderStates.Final) Assert.Equal(summary.Expected[state], summary.Count(state));
+        Assert.True(summary.PoisonOrders > 0);
+        Assert.Equal(summary.PoisonOrders, summary.DeadLetters);
+        Assert.Equal(summary.PoisonOrders, summary.Count(OrderState.DeadLettered));
+        Assert.True(summary.Count(OrderState.Declined) > 0);
+        Assert.True(summary.Count(OrderState.Shipped) > 0);
+        Assert.True(summary.Count(OrderState.OutOfStock) > 0);
+        Assert.True(summary.Count(OrderState.Refunded) > 0);
+        Assert.True(summary.StockAddsUp);
+        Assert.True(summary.MoneyAddsUp);
+        Assert.Equal(summary.Charged - summary.Refunded, summary.ShippedValue);
+    }
+
+    [Fact]
+    public async Task A_second_run_in_the_same_data_directory_counts_only_its_own_orders()
+    {
+        using var dir = new TempDirectory("orderflow");
+        var first = await RunAsync(Small(dir.Path, orders: 200));
+        var second = await RunAsync(Small(dir.Path, orders: 200));
+
+        Assert.True(first.AddsUp, string.Join(Environment.NewLine, first.Problems));
+        Assert.True(second.AddsUp, string.Join(Environment.NewLine, second.Problems));
+        Assert.Equal(200, OrderStates.Final.Sum(second.Count));
+        Assert.Equal(second.PoisonOrders, second.DeadLetters); // the first run's dead letters are still in the topic, not counted
+    }
+
+    [Fact]
+    public async Task A_run_that_times_out_does_not_add_up()
+    {
+        using var dir = new TempDirectory("orderflow");
+        var options = Small(dir.Path, orders: 2000);
+        options.Timeout = TimeSpan.FromMilliseconds(1);
+        var summary = await RunAsync(options);
+
+        Assert.False(summary.Finished);
+        Assert.False(summary.AddsUp);
+        Assert.Contains(summary.Problems, p => p.StartsWith("stopped after", StringComparison.Ordinal));
+    }
+}
