@@ -62,6 +62,9 @@ public sealed class EmbeddedLog : IAsyncDisposable, IDisposable
 
     public ConsumerOffsetStore Offsets { get; }
 
+    /// <summary>Consumer-group membership for the consumers in this process that share this log.</summary>
+    public Groups.ConsumerGroups Groups { get; } = new();
+
     /// <summary>A copy of the options a topic gets when it is created without its own.</summary>
     public TopicOptions DefaultTopicOptions() => _options.DefaultTopic.Clone();
 

@@ -1,4 +1,5 @@
 using Herald.Log;
+using Herald.Log.Groups;
 using Herald.Transport;
 
 namespace Herald.Embedded;
@@ -7,7 +8,7 @@ namespace Herald.Embedded;
 internal sealed class EmbeddedConsumer : ITransportConsumer
 {
     private readonly EmbeddedTransport _transport;
-    private readonly EmbeddedGroupCoordinator _coordinator;
+    private readonly GroupMember _member;
     private readonly Dictionary<TopicPartition, Cursor> _owned = [];
     private readonly List<Cursor> _order = [];
     private const int ReadBytes = 64 * 1024;
@@ -25,12 +26,11 @@ internal sealed class EmbeddedConsumer : ITransportConsumer
         public bool Paused;
     }
 
-    public EmbeddedConsumer(EmbeddedTransport transport, EmbeddedGroupCoordinator coordinator, ConsumerSpec spec)
+    public EmbeddedConsumer(EmbeddedTransport transport, ConsumerSpec spec)
     {
         _transport = transport;
-        _coordinator = coordinator;
         Spec = spec;
-        _coordinator.Join(this);
+        _member = transport.Log.Groups.Join(spec.Group, spec.Topics);
     }
 
     public ConsumerSpec Spec { get; }
@@ -44,7 +44,7 @@ internal sealed class EmbeddedConsumer : ITransportConsumer
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var (generation, changed) = _coordinator.State(this);
+            var (generation, changed) = _member.State;
             if (generation != _generation)
             {
                 await RebalanceAsync(cancellationToken).ConfigureAwait(false);
@@ -123,7 +123,8 @@ internal sealed class EmbeddedConsumer : ITransportConsumer
 
     private async Task RebalanceAsync(CancellationToken cancellationToken)
     {
-        var (generation, target) = _coordinator.Assignment(this, _transport.GetPartitionCount);
+        var (generation, assigned) = _member.Assignment(_transport.GetPartitionCount);
+        var target = assigned.ConvertAll(tp => new TopicPartition(tp.Topic, tp.Partition));
         var revoked = new List<TopicPartition>();
         foreach (var tp in _owned.Keys)
             if (!target.Contains(tp)) revoked.Add(tp);
@@ -132,16 +133,16 @@ internal sealed class EmbeddedConsumer : ITransportConsumer
             if (Spec.OnRevoking is { } onRevoking) await onRevoking(revoked, cancellationToken).ConfigureAwait(false);
             foreach (var tp in revoked) _order.Remove(_owned[tp]);
             foreach (var tp in revoked) _owned.Remove(tp);
-            _coordinator.Release(this, revoked);
+            _member.Release(revoked.ConvertAll(tp => (tp.Topic, tp.Partition)));
         }
         var added = new List<TopicPartition>();
         foreach (var tp in target)
         {
             if (_owned.ContainsKey(tp)) continue;
             // The previous owner may still be draining: wait for it to release, or for a newer generation.
-            while (!_coordinator.TryClaim(this, tp))
+            while (!_member.TryClaim(tp.Topic, tp.Partition))
             {
-                var (current, changed) = _coordinator.State(this);
+                var (current, changed) = _member.State;
                 if (current != generation) return;
                 await changed.WaitAsync(cancellationToken).ConfigureAwait(false);
             }
@@ -151,8 +152,10 @@ internal sealed class EmbeddedConsumer : ITransportConsumer
             _order.Add(cursor);
             added.Add(tp);
         }
+        var first = _generation < 0;
         _generation = generation;
-        if (added.Count > 0 && Spec.OnAssigned is { } onAssigned) await onAssigned(added, cancellationToken).ConfigureAwait(false);
+        // The first assignment is reported even when empty: the member is in the group now.
+        if ((added.Count > 0 || first) && Spec.OnAssigned is { } onAssigned) await onAssigned(added, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task<long> StartOffsetAsync(TopicPartition tp, LogPartition log, CancellationToken cancellationToken)
@@ -193,7 +196,7 @@ internal sealed class EmbeddedConsumer : ITransportConsumer
     {
         if (_disposed) return ValueTask.CompletedTask;
         _disposed = true;
-        _coordinator.Leave(this);
+        _member.Dispose();
         _owned.Clear();
         _order.Clear();
         return ValueTask.CompletedTask;

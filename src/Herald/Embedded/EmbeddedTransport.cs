@@ -6,12 +6,12 @@ namespace Herald.Embedded;
 
 /// <summary>The default transport: Herald.Log in this process. Records are durable when
 /// <see cref="ProduceAsync"/> completes (fsync with group commit unless a topic opts out);
-/// consumer groups are coordinated in process and their offsets kept in the log's offset store.</summary>
+/// consumer groups are coordinated in process through the log (<see cref="EmbeddedLog.Groups"/>, so
+/// transports over one log share them) and their offsets kept in the log's offset store.</summary>
 public sealed class EmbeddedTransport : ITransport
 {
     private readonly EmbeddedLog _log;
     private readonly bool _ownsLog;
-    private readonly EmbeddedGroupCoordinator _coordinator = new();
 
     /// <summary>Opens (or creates) the log in <paramref name="directory"/>; the transport owns it.</summary>
     public EmbeddedTransport(string directory, EmbeddedLogOptions? options = null)
@@ -81,7 +81,7 @@ public sealed class EmbeddedTransport : ITransport
         ArgumentNullException.ThrowIfNull(spec);
         EmbeddedLog.ValidateTopicName(spec.Group); // a group name becomes part of retry and dead-letter topic names
         foreach (var t in spec.Topics) _ = Topic(t);
-        return new EmbeddedConsumer(this, _coordinator, spec);
+        return new EmbeddedConsumer(this, spec);
     }
 
     internal LogTopic Topic(string topic) =>

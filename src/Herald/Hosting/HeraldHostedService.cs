@@ -11,11 +11,15 @@ internal sealed class HeraldHostedService(HeraldRuntime runtime) : IHostedServic
 {
     private readonly List<SubscriptionRunner> _runners = [];
 
+    internal IReadOnlyList<SubscriptionRunner> Runners => _runners;
+
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         await runtime.EnsureTopicsAsync(cancellationToken).ConfigureAwait(false);
         foreach (var s in runtime.Subscriptions) _runners.Add(new SubscriptionRunner(runtime, s));
         foreach (var r in _runners) r.Start();
+        // Started means subscribed: wait until every member has its partitions and their positions.
+        foreach (var r in _runners) await r.Ready.WaitAsync(cancellationToken).ConfigureAwait(false);
         LogMessages.Started(runtime.LoggerFactory.CreateLogger("Herald"), runtime.Transport.Name, _runners.Count);
     }
 

@@ -103,7 +103,7 @@ public sealed class ConsumerSpec
     /// finish or abandon their records and commit what finished before it returns.</summary>
     public Func<IReadOnlyList<TopicPartition>, CancellationToken, ValueTask>? OnRevoking { get; init; }
 
-    /// <summary>Called after partitions are given to this member, before their records are fetched.</summary>
+    /// <summary>Called after partitions are given to this member, before their records are fetched; also called once (perhaps with none) when the member first joins.</summary>
     public Func<IReadOnlyList<TopicPartition>, CancellationToken, ValueTask>? OnAssigned { get; init; }
 }
 

@@ -15,6 +15,8 @@ internal sealed class PrefetchBudget(int maxRecords, long maxBytes)
 
     public int Records => Volatile.Read(ref _records);
 
+    public long Bytes => Interlocked.Read(ref _bytes);
+
     public void Take(int records, long bytes)
     {
         Interlocked.Add(ref _records, records);

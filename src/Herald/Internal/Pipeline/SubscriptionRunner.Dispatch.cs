@@ -7,6 +7,7 @@ namespace Herald.Internal.Pipeline;
 internal sealed partial class SubscriptionRunner
 {
     private readonly Stack<Queue<Work>> _queuePool = new();
+    private bool _forceStop;
     private readonly Stack<Work> _workPool = new();
 
     /// <summary>Returns a work for reuse; the pool holds at most what prefetch allows in memory.</summary>
@@ -27,13 +28,12 @@ internal sealed partial class SubscriptionRunner
                 StartReady();
                 if (_stopping)
                 {
-                    if (_inFlight == 0 && AllLanesIdle() && !_commitInFlight)
+                    if ((_inFlight == 0 && AllLanesIdle() && !_commitInFlight) || _forceStop)
                     {
                         await CommitFinalAsync().ConfigureAwait(false);
                         _stopped?.TrySetResult();
                         return;
                     }
-                    continue;
                 }
                 if (!_commitInFlight && Stopwatch.GetElapsedTime(_lastCommitTicks) >= _options.CommitInterval) StartCommit();
             }
@@ -78,6 +78,9 @@ internal sealed partial class SubscriptionRunner
                 _commitInFlight = false;
                 break;
             case SignalKind.Tick:
+                break;
+            case SignalKind.ForceStop:
+                _forceStop = true;
                 break;
             case SignalKind.Stop:
                 _stopping = true;

@@ -24,8 +24,27 @@ internal sealed partial class SubscriptionRunner
                 var mainRoom = _mainBudget.HasRoom;
                 var retryRoom = _retryBudget.HasRoom;
                 var blockedLanes = ApplyPauses(pauseMain: !mainRoom, pauseRetry: !retryRoom);
-                var maxRecords = Math.Max(mainRoom ? _mainBudget.RecordRoom : 0, retryRoom ? _retryBudget.RecordRoom : 0);
-                var maxBytes = Math.Max(mainRoom ? _mainBudget.ByteRoom : 0, retryRoom ? _retryBudget.ByteRoom : 0);
+                // A fetch may return records of either kind that is not paused, so it asks for no
+                // more than the smaller room of those kinds: neither budget is ever overrun by more
+                // than the one record a fetch always returns.
+                int maxRecords;
+                long maxBytes;
+                if (mainRoom && retryRoom)
+                {
+                    maxRecords = Math.Min(_mainBudget.RecordRoom, _retryBudget.RecordRoom);
+                    maxBytes = Math.Min(_mainBudget.ByteRoom, _retryBudget.ByteRoom);
+                }
+                else if (mainRoom || retryRoom)
+                {
+                    var budget = mainRoom ? _mainBudget : _retryBudget;
+                    maxRecords = budget.RecordRoom;
+                    maxBytes = budget.ByteRoom;
+                }
+                else
+                {
+                    maxRecords = 0;
+                    maxBytes = 0;
+                }
                 using var linked = CancellationTokenSource.CreateLinkedTokenSource(stop, wake.Token);
                 // A partition paused for too many blocked keys resumes when replays or retries
                 // clear them; look again every second.
@@ -35,7 +54,7 @@ internal sealed partial class SubscriptionRunner
                 try
                 {
                     if (maxRecords == 0) await Task.Delay(Timeout.Infinite, linked.Token).ConfigureAwait(false);
-                    else await _consumer.FetchAsync(batch, Math.Min(maxRecords, FetchRecords), Math.Max(maxBytes, 64 * 1024), linked.Token).ConfigureAwait(false);
+                    else await _consumer.FetchAsync(batch, Math.Min(maxRecords, FetchRecords), Math.Max(maxBytes, 1), linked.Token).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (!stop.IsCancellationRequested)
                 {
@@ -68,6 +87,7 @@ internal sealed partial class SubscriptionRunner
                 // Transport faults (a broker away, a corrupt partition) are retried with backoff and
                 // logged every time; the subscription never stops silently.
                 LastError = e;
+                if (_firstAssignment.TrySetException(e)) return; // never got going: the host's start reports it
                 failures++;
                 var delay = TimeSpan.FromMilliseconds(Math.Min(30_000, 100 * Math.Pow(2, Math.Min(failures, 10))));
                 LogMessages.FetchFailed(_log, e, _sub.Group, delay);
@@ -142,10 +162,15 @@ internal sealed partial class SubscriptionRunner
             if (_options.DeadLetterMode == Subscriptions.DeadLetterMode.Park)
                 DeadLetterLog.FoldParked(await DeadLetterLog.ReadUnresolvedAsync(_rt.Transport, topic, _sub.Group, tp.Partition, cancellationToken).ConfigureAwait(false), state);
             routing.Load(tp.Partition, state);
-            lanes.Add(new Lane(topic, _sub.Group, tp.Partition, routing, state));
+            var lane = new Lane(topic, _sub.Group, tp.Partition, routing, state);
+            // Lag is reported from the start: from the committed offset, or from where a new group begins.
+            lane.CommittedMain = _consumer.GetCommitted(lane.MainPartition) ?? _rt.Transport.GetOffsets(topic, tp.Partition).Start;
+            lane.CommittedRetry = _consumer.GetCommitted(lane.RetryPartition) ?? -1;
+            lanes.Add(lane);
         }
         // New partitions start unpaused; the next fetch round pauses what needs it.
         foreach (var tp in partitions) _paused.Remove(tp);
+        _firstAssignment.TrySetResult();
         _signals.Writer.TryWrite(new Signal(SignalKind.Assign, lanes));
     }
 

@@ -13,7 +13,7 @@ namespace Herald.Internal.Pipeline;
 /// on the dispatcher; others report back through the signal channel.</summary>
 internal sealed partial class SubscriptionRunner : IAsyncDisposable
 {
-    private enum SignalKind { Batch, Completed, Wake, Assign, Revoke, CommitDone, Tick, Stop }
+    private enum SignalKind { Batch, Completed, Wake, Assign, Revoke, CommitDone, Tick, Stop, ForceStop }
 
     private readonly record struct Signal(SignalKind Kind, object? Payload = null, bool Flag = false, TaskCompletionSource? Done = null, int Generation = 0);
 
@@ -72,6 +72,17 @@ internal sealed partial class SubscriptionRunner : IAsyncDisposable
 
     public string Group => _sub.Group;
 
+    private readonly TaskCompletionSource _firstAssignment = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes once the member has its first assignment (its partitions' positions are
+    /// fixed, so a group starting at the latest event gets everything published after this).</summary>
+    public Task Ready => _firstAssignment.Task;
+
+    /// <summary>Records and bytes fetched and not yet committable (main, retry), for tests and metrics.</summary>
+    internal (int Records, long Bytes) PrefetchedMain => (_mainBudget.Records, _mainBudget.Bytes);
+
+    internal (int Records, long Bytes) PrefetchedRetry => (_retryBudget.Records, _retryBudget.Bytes);
+
     /// <summary>The last error the fetch loop met (it keeps retrying), if any.</summary>
     public Exception? LastError { get; private set; }
 
@@ -92,6 +103,9 @@ internal sealed partial class SubscriptionRunner : IAsyncDisposable
     }
 
     private Task? _stopTask;
+
+    /// <summary>How long handlers get to react to cancellation after the drain timeout.</summary>
+    private static readonly TimeSpan CancelGrace = TimeSpan.FromSeconds(2);
     private bool _started;
 
     private async Task StopOnceAsync(TimeSpan drainTimeout)
@@ -115,7 +129,12 @@ internal sealed partial class SubscriptionRunner : IAsyncDisposable
         {
             LogMessages.DrainTimedOut(_log, _sub.Group, drainTimeout);
             await _abort.CancelAsync().ConfigureAwait(false);
-            await Task.WhenAny(stopped.Task, Task.Delay(TimeSpan.FromSeconds(5), _rt.Time)).ConfigureAwait(false);
+            if (await Task.WhenAny(stopped.Task, Task.Delay(CancelGrace, _rt.Time)).ConfigureAwait(false) != stopped.Task)
+            {
+                // A handler ignores its cancellation token: commit what finished and leave it behind;
+                // its event stays uncommitted and is delivered again after a restart.
+                _signals.Writer.TryWrite(new Signal(SignalKind.ForceStop));
+            }
         }
         if (_ticker is not null) await _ticker.DisposeAsync().ConfigureAwait(false);
         _rt.Telemetry.RemoveLagSource(_lagSource);
