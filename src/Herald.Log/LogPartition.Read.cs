@@ -97,7 +97,7 @@ public sealed partial class LogPartition
         {
             var size = RecordBatch.TotalSize(buffer.AsSpan(used));
             if (size < RecordBatch.HeaderSize || used + size > length) break;
-            if (RecordBatch.Validate(buffer.AsSpan(used, (int)size), _options.MaxBatchBytes) is { } error)
+            if (RecordBatch.Validate(buffer.AsSpan(used, (int)size), _options.MaxBatchBytes, checkRecords: false) is { } error)
             {
                 var at = RecordBatch.ReadHeader(buffer.AsSpan(used));
                 var corrupt = Corrupt(segment, position + used + error.Position, Math.Max(next, at.BaseOffset), $"{error.Field}: {error.Reason}");

@@ -62,13 +62,35 @@ public sealed partial class LogPartition
                 _closing = true;
                 _spaceFreed?.TrySetResult();
             }
-            foreach (var r in group) r.Fail(e);
-            foreach (var r in _pending) r.Fail(e);
+            CompleteGroup(group, e);
+            CompleteGroup(_pending, e);
         }
         finally
         {
             _writerExited.TrySetResult();
         }
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentQueue<List<AppendRequest>> _completionLists = new();
+
+    /// <summary>Completes (or fails) a group's appends on one thread-pool item, never on the writer
+    /// thread: appenders' continuations run inline there, one after another.</summary>
+    private void CompleteGroup(List<AppendRequest> group, Exception? error)
+    {
+        if (group.Count == 0) return;
+        var list = _completionLists.TryDequeue(out var reused) ? reused : new List<AppendRequest>(group.Count);
+        list.AddRange(group);
+        ThreadPool.UnsafeQueueUserWorkItem(static state =>
+        {
+            var (partition, requests, failure) = state;
+            foreach (var request in requests)
+            {
+                if (failure is null) request.Complete(request.BaseOffset);
+                else request.Fail(failure);
+            }
+            requests.Clear();
+            if (partition._completionLists.Count < 8) partition._completionLists.Enqueue(requests);
+        }, (this, list, error), preferLocal: false);
     }
 
     private int FlushWaitMilliseconds()
@@ -82,7 +104,7 @@ public sealed partial class LogPartition
     {
         if (_corruption is { } corrupt)
         {
-            foreach (var r in group) r.Fail(corrupt);
+            CompleteGroup(group, corrupt);
             return;
         }
         if (_fault is not null && !TryReopen(group)) return;
@@ -124,7 +146,7 @@ public sealed partial class LogPartition
         foreach (var segment in _touched) segment.CommittedSize = segment.Size;
         _groupFirstNewBase = long.MaxValue;
         Volatile.Write(ref _endOffset, next);
-        foreach (var request in group) request.Complete(request.BaseOffset);
+        CompleteGroup(group, null);
         Interlocked.Exchange(ref _dataArrived, NewSignal()).TrySetResult();
         if (_options.Durability == DurabilityMode.AckOnWrite) SyncIfDue(force: false);
     }
@@ -264,8 +286,7 @@ public sealed partial class LogPartition
         _bufferUsed = 0;
         _unsyncedBytes = 0;
         _fault = error;
-        var reported = Reported(error);
-        foreach (var request in group) request.Fail(reported);
+        CompleteGroup(group, Reported(error));
         TryReopen([]);
     }
 
@@ -291,8 +312,7 @@ public sealed partial class LogPartition
         catch (Exception e)
         {
             _fault = e;
-            var reported = Reported(e);
-            foreach (var request in group) request.Fail(reported);
+            CompleteGroup(group, Reported(e));
             return false;
         }
     }

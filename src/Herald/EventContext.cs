@@ -65,7 +65,9 @@ public sealed class EventContext
     internal ValueTask DisposeScopeAsync()
     {
         var scope = _scope;
+        if (scope is null) return ValueTask.CompletedTask;
         _scope = null;
+        _services = null; // the next use creates a new scope
         return scope is IAsyncDisposable a ? a.DisposeAsync() : Dispose(scope);
 
         static ValueTask Dispose(IDisposable? d)

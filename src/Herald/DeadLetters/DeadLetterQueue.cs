@@ -94,6 +94,9 @@ public sealed class DeadLetterQueue
         {
             for (var p = 0; p < partitions; p++)
             {
+                // Replayed events run past the parks of the dead letters that exist now, but not past
+                // a failure that happens after the replay (which parks the key again).
+                var mark = _rt.Transport.GetOffsets(dlq, p).End;
                 var letters = await DeadLetterLog.ReadUnresolvedAsync(_rt.Transport, topic, group, p, cancellationToken).ConfigureAwait(false);
                 foreach (var d in letters)
                 {
@@ -109,9 +112,10 @@ public sealed class DeadLetterQueue
                         headers.Add(Headers.Of(HeaderNames.Group, group));
                         headers.Add(Headers.Of(HeaderNames.Round, 0));
                         headers.Add(Headers.Of(HeaderNames.Attempts, 0));
-                        headers.Add(Headers.Of(HeaderNames.Replay, 1));
+                        headers.Add(Headers.Of(HeaderNames.Replay, mark));
                         if (d.Key is { } k) routing.AddPending(p, k, d.OriginalOffset);
-                        await _rt.Transport.ProduceAsync(retry, p, new OutgoingRecord(d.Key, d.Value, headers), cancellationToken).ConfigureAwait(false);
+                        var copy = await _rt.Transport.ProduceAsync(retry, p, new OutgoingRecord(d.Key, d.Value, headers), cancellationToken).ConfigureAwait(false);
+                        if (d.Key is { } copied) routing.SetLatestCopy(p, copied, d.OriginalOffset, copy);
                     }
                     else if (replay == ReplayTarget.OriginalTopic)
                     {

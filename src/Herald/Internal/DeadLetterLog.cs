@@ -38,6 +38,7 @@ internal static class DeadLetterLog
             if (!into.Parked.TryGetValue(key, out var parked))
                 into.Parked[key.ToArray()] = parked = new KeyRouting.ParkedKey { HeadOffset = d.ParkedBehind ?? d.OriginalOffset, ExceptionType = d.ExceptionType, FailureFrame = d.FailureFrame };
             parked.Count++;
+            if (d.Reason != DeadLetterReason.Parked) parked.LatestFailure = Math.Max(parked.LatestFailure, d.Id.Offset);
         }
     }
 
@@ -48,7 +49,7 @@ internal static class DeadLetterLog
         {
             if (r.Key is not { } key || Headers.Long(r.Headers, HeaderNames.OriginalOffset) is not { } original) continue;
             if (!into.Pending.TryGetValue(key, out var set)) into.Pending[key.ToArray()] = set = [];
-            set.Add(original);
+            set[original] = Math.Max(r.Offset, set.GetValueOrDefault(original, -1)); // the latest copy wins
         }
     }
 

@@ -21,11 +21,17 @@ internal sealed class KeyRouting(string topic, string group)
         public string? ExceptionType;
         public string? FailureFrame;
         public long HeadOffset = -1;
+
+        /// <summary>The dead-letter offset of the key's latest failure (not a parked follower): a
+        /// replay made after it bypasses the park; a failure after the replay parks it again.</summary>
+        public long LatestFailure = -1;
     }
 
     internal sealed class Partition
     {
-        public readonly Dictionary<ReadOnlyMemory<byte>, SortedSet<long>> Pending = new(ByteKeyComparer.Instance);
+        /// <summary>Per key: original offset → the retry-topic offset of its latest copy (-1 while
+        /// being written). Older copies (left by a restart or a requeue) are stale.</summary>
+        public readonly Dictionary<ReadOnlyMemory<byte>, SortedDictionary<long, long>> Pending = new(ByteKeyComparer.Instance);
         public readonly Dictionary<ReadOnlyMemory<byte>, ParkedKey> Parked = new(ByteKeyComparer.Instance);
         public volatile int Blocked; // Pending.Count + Parked.Count, read without the lock
         public void Recount() => Blocked = Pending.Count + Parked.Count;
@@ -74,7 +80,7 @@ internal sealed class KeyRouting(string topic, string group)
 
     public bool IsPending(int partition, ReadOnlyMemory<byte> key, long originalOffset)
     {
-        lock (_lock) return _partitions.TryGetValue(partition, out var p) && p.Pending.TryGetValue(key, out var set) && set.Contains(originalOffset);
+        lock (_lock) return _partitions.TryGetValue(partition, out var p) && p.Pending.TryGetValue(key, out var set) && set.ContainsKey(originalOffset);
     }
 
     public bool TryGetMinPending(int partition, ReadOnlyMemory<byte> key, out long min)
@@ -83,23 +89,44 @@ internal sealed class KeyRouting(string topic, string group)
         {
             if (_partitions.TryGetValue(partition, out var p) && p.Pending.TryGetValue(key, out var set) && set.Count > 0)
             {
-                min = set.Min;
-                return true;
+                foreach (var first in set.Keys)
+                {
+                    min = first;
+                    return true;
+                }
             }
             min = -1;
             return false;
         }
     }
 
-    public void AddPending(int partition, ReadOnlyMemory<byte> key, long originalOffset)
+    public void AddPending(int partition, ReadOnlyMemory<byte> key, long originalOffset, long retryOffset = -1)
     {
         lock (_lock)
         {
             if (!_partitions.TryGetValue(partition, out var p)) return;
             if (!p.Pending.TryGetValue(key, out var set)) p.Pending[key.ToArray()] = set = [];
-            set.Add(originalOffset);
+            set[originalOffset] = Math.Max(retryOffset, set.GetValueOrDefault(originalOffset, -1));
             p.Recount();
         }
+    }
+
+    /// <summary>Records where the latest copy of a pending event was written in the retry topic.</summary>
+    public void SetLatestCopy(int partition, ReadOnlyMemory<byte> key, long originalOffset, long retryOffset)
+    {
+        lock (_lock)
+        {
+            if (_partitions.TryGetValue(partition, out var p) && p.Pending.TryGetValue(key, out var set) && set.TryGetValue(originalOffset, out var latest))
+                set[originalOffset] = Math.Max(retryOffset, latest);
+        }
+    }
+
+    /// <summary>True when a newer copy of this pending event exists further on in the retry topic.</summary>
+    public bool IsStaleCopy(int partition, ReadOnlyMemory<byte> key, long originalOffset, long retryOffset)
+    {
+        lock (_lock)
+            return _partitions.TryGetValue(partition, out var p) && p.Pending.TryGetValue(key, out var set)
+                && set.TryGetValue(originalOffset, out var latest) && latest > retryOffset;
     }
 
     public void RemovePending(int partition, ReadOnlyMemory<byte> key, long originalOffset)
@@ -113,7 +140,9 @@ internal sealed class KeyRouting(string topic, string group)
         }
     }
 
-    public void AddParked(int partition, ReadOnlyMemory<byte> key, long headOffset, string? exceptionType, string? frame)
+    /// <summary>Counts one more dead letter of the key; <paramref name="failureOffset"/> is the
+    /// dead-letter offset when the entry is a failure of its own (not a parked follower).</summary>
+    public void AddParked(int partition, ReadOnlyMemory<byte> key, long headOffset, string? exceptionType, string? frame, long failureOffset = -1)
     {
         lock (_lock)
         {
@@ -121,6 +150,7 @@ internal sealed class KeyRouting(string topic, string group)
             if (!p.Parked.TryGetValue(key, out var parked))
                 p.Parked[key.ToArray()] = parked = new ParkedKey { HeadOffset = headOffset, ExceptionType = exceptionType, FailureFrame = frame };
             parked.Count++;
+            parked.LatestFailure = Math.Max(parked.LatestFailure, failureOffset);
             p.Recount();
         }
     }

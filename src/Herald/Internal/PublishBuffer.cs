@@ -78,10 +78,10 @@ internal sealed class PublishBuffer : IBufferWriter<byte>, IReadOnlyList<LogHead
 
     public void Reset()
     {
+        Array.Clear(_headers, 0, _headerCount);
         _written = 0;
         _headerCount = 0;
         _inBuffer = 0;
-        Array.Clear(_headers);
         if (_buffer.Length > 64 * 1024)
         {
             ArrayPool<byte>.Shared.Return(_buffer);

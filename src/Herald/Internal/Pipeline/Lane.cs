@@ -34,6 +34,9 @@ internal sealed class Lane
     public readonly OffsetTracker Retry = new();
     public readonly Dictionary<ReadOnlyMemory<byte>, Queue<Work>> Keys = new(ByteKeyComparer.Instance);
 
+    /// <summary>Keys whose head is a retry waiting for its due time (see <see cref="Work.Detached"/>).</summary>
+    public readonly HashSet<ReadOnlyMemory<byte>> WaitingHeads = new(ByteKeyComparer.Instance);
+
     /// <summary>Works started (running or waiting for their due time) and not finished.</summary>
     public int Outstanding;
 

@@ -1,13 +1,17 @@
 namespace Herald.Internal.Pipeline;
 
 /// <summary>Records and bytes fetched and not yet committable, for one kind of topic (main or
-/// retry). The fetch loop stops fetching that kind when it is full.</summary>
+/// retry). The fetch loop stops fetching that kind when it is full, and starts again only once a
+/// quarter of it (at most 512 records and 64 KiB) is free: fetching each record as soon as one
+/// slot frees up made batches of one and cost 6x the throughput (pipeline benchmark).</summary>
 internal sealed class PrefetchBudget(int maxRecords, long maxBytes)
 {
+    private readonly int _recordSlack = Math.Clamp(maxRecords / 4, 1, 512);
+    private readonly long _byteSlack = Math.Clamp(maxBytes / 4, 1, 64 * 1024);
     private int _records;
     private long _bytes;
 
-    public bool HasRoom => Volatile.Read(ref _records) < maxRecords && Interlocked.Read(ref _bytes) < maxBytes;
+    public bool HasRoom => Volatile.Read(ref _records) <= maxRecords - _recordSlack && Interlocked.Read(ref _bytes) <= maxBytes - _byteSlack;
 
     public int RecordRoom => Math.Max(0, maxRecords - Volatile.Read(ref _records));
 

@@ -114,7 +114,12 @@ internal sealed partial class SubscriptionRunner
             }
             if (lane.Keys.TryGetValue(key, out var waiting))
             {
-                waiting.Enqueue(work);
+                if (!isRetry && lane.WaitingHeads.Contains(key))
+                {
+                    work.Detached = true;
+                    _ready.Enqueue(work);
+                }
+                else waiting.Enqueue(work);
                 continue;
             }
             lane.Keys[key] = _queuePool.TryPop(out var q) ? q : new Queue<Work>();
@@ -130,7 +135,7 @@ internal sealed partial class SubscriptionRunner
         work.Round = (int)(Headers.Long(h, HeaderNames.Round) ?? 0);
         work.PriorAttempts = (int)(Headers.Long(h, HeaderNames.Attempts) ?? 0);
         work.DueMs = Headers.Long(h, HeaderNames.DueMs) ?? 0;
-        work.Replay = Headers.Long(h, HeaderNames.Replay) == 1;
+        work.ReplayMark = Headers.Long(h, HeaderNames.Replay) ?? -1;
         work.FirstFailureMs = Headers.Long(h, HeaderNames.FirstFailureMs) ?? 0;
     }
 
@@ -157,6 +162,24 @@ internal sealed partial class SubscriptionRunner
                     runner._signals.Writer.TryWrite(new Signal(SignalKind.Wake, w, Generation: generation));
                 }, (this, work, work.Generation), TimeSpan.FromMilliseconds(wait), Timeout.InfiniteTimeSpan);
                 _waitingForDue.Add(work);
+                if (!work.Detached && work.Key is { } waitingKey && lane.Keys.TryGetValue(waitingKey, out var behind))
+                {
+                    // Main-topic events queued behind a head that waits can only be diverted behind it
+                    // into the retry topic: let them go now rather than hold the main partition for
+                    // the whole delay. (Retry-topic events stay queued: requeueing them would loop.)
+                    lane.WaitingHeads.Add(waitingKey);
+                    var count = behind.Count;
+                    for (var i = 0; i < count; i++)
+                    {
+                        var next = behind.Dequeue();
+                        if (next.IsRetry) behind.Enqueue(next);
+                        else
+                        {
+                            next.Detached = true;
+                            _ready.Enqueue(next);
+                        }
+                    }
+                }
                 return;
             }
         }
@@ -187,12 +210,13 @@ internal sealed partial class SubscriptionRunner
         work.Lane.Outstanding--;
         if (work.Lane.Revoking || _stopping)
         {
+            if (work.Key is { } abandoned) work.Lane.WaitingHeads.Remove(abandoned);
             AbandonKey(work);
             CheckRevokes();
             return;
         }
-        work.DueMs = 0;
-        Start(work);
+        if (work.Key is { } key) work.Lane.WaitingHeads.Remove(key);
+        Start(work); // checks the due time again: a timer may fire a little early
     }
 
     /// <summary>A work is over: done (committable) or abandoned (revoke or shutdown). Its key's next
@@ -208,6 +232,12 @@ internal sealed partial class SubscriptionRunner
             if (!lane.BudgetReleased) ReleaseBudget(work.IsRetry, records, bytes);
         }
         work.Batch?.Release();
+        if (work.Detached)
+        {
+            if (done || lane.Revoking || _stopping) Recycle(work);
+            if (lane.Revoking) CheckRevokes();
+            return;
+        }
         if (!done && !lane.Revoking && !_stopping)
         {
             // The record could not be finished (its retry or dead-letter write failed): its key
@@ -236,7 +266,7 @@ internal sealed partial class SubscriptionRunner
 
     private void AbandonKey(Work work)
     {
-        if (work.Key is { } key && work.Lane.Keys.Remove(key, out var waiting))
+        if (!work.Detached && work.Key is { } key && work.Lane.Keys.Remove(key, out var waiting))
         {
             while (waiting.TryDequeue(out var dropped)) Drop(dropped);
             _queuePool.Push(waiting);
@@ -271,6 +301,7 @@ internal sealed partial class SubscriptionRunner
         }
         // Works waiting for their due time are abandoned now; keys with a running handler are
         // cleaned up when it finishes.
+        lane.WaitingHeads.Clear();
         foreach (var w in PendingTimers(lane))
         {
             w.DueTimer!.Dispose();

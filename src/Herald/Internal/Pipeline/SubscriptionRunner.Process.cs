@@ -16,20 +16,33 @@ internal sealed partial class SubscriptionRunner
     /// or dead-lettered. True when the record is finished (committable); false when it was
     /// abandoned (shutdown timeout, or the retry or dead-letter topic could not be written).
     /// Completes synchronously when the handler does and the key is not blocked.</summary>
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<bool> ProcessAsync(Work work)
+    private ValueTask<bool> ProcessAsync(Work work)
     {
+        // Not async itself: the common case (a key with nothing waiting) goes straight to the one
+        // state machine of HandleAsync (pipeline benchmark).
         try
         {
             if (IsForOtherGroups(work))
             {
                 // A mapped type this group has no handler for: nothing to do, whatever its key's state.
                 CompleteRetry(work);
-                return true;
+                return new ValueTask<bool>(true);
             }
-            if (work.Key is { } key && work.Lane.RoutingState.Blocked > 0 && await RouteBlockedKeyAsync(work, key).ConfigureAwait(false))
-                return true;
-            return await HandleAsync(work).ConfigureAwait(false);
+            if (work.Key is { } key && work.Lane.RoutingState.Blocked > 0) return ProcessBlockedKeyAsync(work, key);
+        }
+        catch (Exception e)
+        {
+            return new ValueTask<bool>(Stalled(work, e));
+        }
+        return HandleAsync(work);
+    }
+
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<bool> ProcessBlockedKeyAsync(Work work, ReadOnlyMemory<byte> key)
+    {
+        try
+        {
+            if (await RouteBlockedKeyAsync(work, key).ConfigureAwait(false)) return true;
         }
         catch (OperationCanceledException) when (_abort.IsCancellationRequested)
         {
@@ -37,10 +50,17 @@ internal sealed partial class SubscriptionRunner
         }
         catch (Exception e)
         {
-            LastError = e;
-            LogMessages.RecordStalled(_log, e, _sub.Group, work.Record.Topic, work.Record.Partition, work.Record.Offset);
-            return false;
+            return Stalled(work, e);
         }
+        return await HandleAsync(work).ConfigureAwait(false);
+    }
+
+    /// <summary>The record could not be finished (its retry or dead-letter write failed for good).</summary>
+    private bool Stalled(Work work, Exception e)
+    {
+        LastError = e;
+        LogMessages.RecordStalled(_log, e, _sub.Group, work.Record.Topic, work.Record.Partition, work.Record.Offset);
+        return false;
     }
 
     /// <summary>Resolves the record's event type once (into the work) and says whether it is a
@@ -59,7 +79,9 @@ internal sealed partial class SubscriptionRunner
         var lane = work.Lane;
         var routing = lane.Routing;
         var p = lane.Partition;
-        if (!work.Replay && routing.IsParked(p, key) && await ParkAsync(work, key).ConfigureAwait(false)) return true;
+        if (work.IsRetry && routing.IsStaleCopy(p, key, work.OriginalOffset, work.Record.Offset))
+            return true; // a newer copy of this event waits further on in the retry topic
+        if (routing.Parked(p, key) is { } parked && !BypassesPark(work, parked) && await ParkAsync(work, key).ConfigureAwait(false)) return true;
         if (!work.IsRetry)
         {
             // Already waiting in the retry topic: this is a redelivery after a restart.
@@ -73,81 +95,101 @@ internal sealed partial class SubscriptionRunner
         else if (routing.TryGetMinPending(p, key, out var min) && min < work.OriginalOffset)
         {
             // An earlier event of the key went back to the end of the retry topic: follow it there.
-            await ProduceDurablyAsync(lane.RetryTopic, p, new OutgoingRecord(work.Record.Key, work.Record.Value, work.Record.Headers, work.Record.TimestampMs)).ConfigureAwait(false);
+            var copy = await ProduceDurablyAsync(lane.RetryTopic, p, new OutgoingRecord(work.Record.Key, work.Record.Value, work.Record.Headers, work.Record.TimestampMs)).ConfigureAwait(false);
+            routing.SetLatestCopy(p, key, work.OriginalOffset, copy);
             return true;
         }
         return false;
     }
 
     [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    /// <summary>A replayed event runs although its key is parked by the dead letters it was
+    /// replayed from, but not once the key failed again after the replay.</summary>
+    private static bool BypassesPark(Work work, KeyRouting.ParkedKey parked) =>
+        work.ReplayMark >= 0 && parked.LatestFailure < work.ReplayMark;
+
     private async ValueTask<bool> HandleAsync(Work work)
     {
-        var record = work.Record;
-        var lane = work.Lane;
-        var envelope = work.IsRetry ? new Envelope(record, lane.Topic, lane.Partition, work.OriginalOffset) : new Envelope(record);
-        if (work.TypeName is not { } typeName)
-            return await PoisonAsync(work, new UnknownEventTypeException($"record {lane.Topic}/{lane.Partition} offset {work.OriginalOffset} has no {HeaderNames.Type} header")).ConfigureAwait(false);
-        if (work.Mapping is not { } mapping || work.Binding is not { } binding)
-            return await PoisonAsync(work, new UnknownEventTypeException($"{HeaderNames.Type} '{System.Text.Encoding.UTF8.GetString(typeName.Span)}' of record {lane.Topic}/{lane.Partition} offset {work.OriginalOffset} is not a mapped event type")).ConfigureAwait(false);
-        object evt;
         try
         {
-            evt = binding.Deserialize(_rt.Serializer, record.Value is { } v ? v.Span : default);
+            var record = work.Record;
+            var lane = work.Lane;
+            var envelope = work.IsRetry ? new Envelope(record, lane.Topic, lane.Partition, work.OriginalOffset) : new Envelope(record);
+            if (work.TypeName is not { } typeName)
+                return await PoisonAsync(work, new UnknownEventTypeException($"record {lane.Topic}/{lane.Partition} offset {work.OriginalOffset} has no {HeaderNames.Type} header")).ConfigureAwait(false);
+            if (work.Mapping is not { } mapping || work.Binding is not { } binding)
+                return await PoisonAsync(work, new UnknownEventTypeException($"{HeaderNames.Type} '{System.Text.Encoding.UTF8.GetString(typeName.Span)}' of record {lane.Topic}/{lane.Partition} offset {work.OriginalOffset} is not a mapped event type")).ConfigureAwait(false);
+            object evt;
+            try
+            {
+                evt = binding.Deserialize(_rt.Serializer, record.Value is { } v ? v.Span : default);
+            }
+            catch (Exception e)
+            {
+                return await PoisonAsync(work, new UndecodableEventException($"{mapping.Name} at {lane.Topic}/{lane.Partition} offset {work.OriginalOffset} could not be decoded: {e.Message}", e)).ConfigureAwait(false);
+            }
+
+            var context = new EventContext(envelope, _rt.Publisher, _rt.Services, work.Batch, work.PriorAttempts + 1, _sub.Group, _abort.Token);
+            EventContext.Current = context; // undone when this async method returns to the dispatcher
+            var attempts = work.PriorAttempts;
+            var firstFailure = work.FirstFailureMs;
+            Exception? error = null;
+            try
+            {
+                for (var retry = 0; ; retry++)
+                {
+                    context.Attempt = ++attempts;
+                    var activity = _rt.Telemetry.StartProcess(_rt.Transport.Name, envelope, _sub.Group);
+                    var metrics = _rt.Telemetry.HandlerMetricsEnabled;
+                    var started = metrics ? Stopwatch.GetTimestamp() : 0;
+                    try
+                    {
+                        await binding.InvokeAsync(evt, context).ConfigureAwait(false);
+                        if (metrics) _rt.Telemetry.Handled(lane.Topic, _sub.Group, Stopwatch.GetElapsedTime(started).TotalSeconds);
+                        activity?.Dispose();
+                        CompleteRetry(work);
+                        return true;
+                    }
+                    catch (Exception e) when (!(e is OperationCanceledException && _abort.IsCancellationRequested))
+                    {
+                        error = e;
+                        if (firstFailure == 0) firstFailure = NowMs();
+                        if (metrics) _rt.Telemetry.Failed(lane.Topic, _sub.Group, e, Stopwatch.GetElapsedTime(started).TotalSeconds);
+                        if (activity is not null)
+                        {
+                            activity.SetStatus(ActivityStatusCode.Error, e.Message);
+                            activity.SetTag("error.type", e.GetType().FullName);
+                            activity.Dispose();
+                        }
+                        LogMessages.HandlerFailed(_log, e, _sub.Group, mapping.Name, lane.Topic, lane.Partition, work.OriginalOffset, attempts);
+                        if (retry >= _options.Retry.ImmediateRetries) break;
+                    }
+                    // Each attempt gets a fresh DI scope: a failed unit of work must not carry its state over.
+                    await context.DisposeScopeAsync().ConfigureAwait(false);
+                    await Task.Delay(Backoff(retry), _rt.Time, _abort.Token).ConfigureAwait(false);
+                }
+            }
+            finally
+            {
+                await context.DisposeScopeAsync().ConfigureAwait(false);
+            }
+
+            if (work.Round < _options.Retry.Delayed.Count)
+            {
+                await RetryLaterAsync(work, attempts, firstFailure, error).ConfigureAwait(false);
+                return true;
+            }
+            await DeadLetterAsync(work, DeadLetterReason.Failed, error, attempts, firstFailure).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException) when (_abort.IsCancellationRequested)
+        {
+            return false;
         }
         catch (Exception e)
         {
-            return await PoisonAsync(work, new UndecodableEventException($"{mapping.Name} at {lane.Topic}/{lane.Partition} offset {work.OriginalOffset} could not be decoded: {e.Message}", e)).ConfigureAwait(false);
+            return Stalled(work, e);
         }
-
-        var context = new EventContext(envelope, _rt.Publisher, _rt.Services, work.Batch, work.PriorAttempts + 1, _sub.Group, _abort.Token);
-        EventContext.Current = context; // undone when this async method returns to the dispatcher
-        var attempts = work.PriorAttempts;
-        var firstFailure = work.FirstFailureMs;
-        Exception? error = null;
-        try
-        {
-            for (var retry = 0; ; retry++)
-            {
-                context.Attempt = ++attempts;
-                var activity = _rt.Telemetry.StartProcess(_rt.Transport.Name, envelope, _sub.Group);
-                var started = Stopwatch.GetTimestamp();
-                try
-                {
-                    await binding.InvokeAsync(evt, context).ConfigureAwait(false);
-                    _rt.Telemetry.Handled(lane.Topic, _sub.Group, Stopwatch.GetElapsedTime(started).TotalSeconds);
-                    activity?.Dispose();
-                    CompleteRetry(work);
-                    return true;
-                }
-                catch (Exception e) when (!(e is OperationCanceledException && _abort.IsCancellationRequested))
-                {
-                    error = e;
-                    if (firstFailure == 0) firstFailure = NowMs();
-                    _rt.Telemetry.Failed(lane.Topic, _sub.Group, e, Stopwatch.GetElapsedTime(started).TotalSeconds);
-                    if (activity is not null)
-                    {
-                        activity.SetStatus(ActivityStatusCode.Error, e.Message);
-                        activity.SetTag("error.type", e.GetType().FullName);
-                        activity.Dispose();
-                    }
-                    LogMessages.HandlerFailed(_log, e, _sub.Group, mapping.Name, lane.Topic, lane.Partition, work.OriginalOffset, attempts);
-                    if (retry >= _options.Retry.ImmediateRetries) break;
-                }
-                await Task.Delay(Backoff(retry), _rt.Time, _abort.Token).ConfigureAwait(false);
-            }
-        }
-        finally
-        {
-            await context.DisposeScopeAsync().ConfigureAwait(false);
-        }
-
-        if (work.Round < _options.Retry.Delayed.Count)
-        {
-            await RetryLaterAsync(work, attempts, firstFailure, error).ConfigureAwait(false);
-            return true;
-        }
-        await DeadLetterAsync(work, DeadLetterReason.Failed, error, attempts, firstFailure).ConfigureAwait(false);
-        return true;
     }
 
     /// <summary>The wait before immediate retry <paramref name="retry"/>: exponential, capped, and
@@ -199,6 +241,7 @@ internal sealed partial class SubscriptionRunner
             headers.Add(Headers.Of(HeaderNames.ExceptionType, error.GetType().FullName ?? error.GetType().Name));
             headers.Add(Headers.Of(HeaderNames.ExceptionMessage, Truncate(error.Message, MaxMessageChars)));
         }
+        if (work.ReplayMark >= 0) headers.Add(Headers.Of(HeaderNames.Replay, work.ReplayMark));
         var addedPending = false;
         if (work.Key is { } key && !work.IsRetry)
         {
@@ -207,7 +250,8 @@ internal sealed partial class SubscriptionRunner
         }
         try
         {
-            await ProduceDurablyAsync(lane.RetryTopic, lane.Partition, new OutgoingRecord(work.Record.Key, work.Record.Value, headers, work.Record.TimestampMs)).ConfigureAwait(false);
+            var copy = await ProduceDurablyAsync(lane.RetryTopic, lane.Partition, new OutgoingRecord(work.Record.Key, work.Record.Value, headers, work.Record.TimestampMs)).ConfigureAwait(false);
+            if (work.Key is { } copied) lane.Routing.SetLatestCopy(lane.Partition, copied, work.OriginalOffset, copy);
         }
         catch when (addedPending)
         {
@@ -228,7 +272,8 @@ internal sealed partial class SubscriptionRunner
         lane.Routing.AddPending(lane.Partition, key, work.OriginalOffset);
         try
         {
-            await ProduceDurablyAsync(lane.RetryTopic, lane.Partition, new OutgoingRecord(work.Record.Key, work.Record.Value, headers, work.Record.TimestampMs)).ConfigureAwait(false);
+            var copy = await ProduceDurablyAsync(lane.RetryTopic, lane.Partition, new OutgoingRecord(work.Record.Key, work.Record.Value, headers, work.Record.TimestampMs)).ConfigureAwait(false);
+            lane.Routing.SetLatestCopy(lane.Partition, key, work.OriginalOffset, copy);
         }
         catch
         {
@@ -261,10 +306,10 @@ internal sealed partial class SubscriptionRunner
         await routing.Gate.WaitAsync(_abort.Token).ConfigureAwait(false);
         try
         {
-            await ProduceDurablyAsync(lane.DeadLetterTopic, lane.Partition, new OutgoingRecord(work.Record.Key, work.Record.Value, headers, work.Record.TimestampMs)).ConfigureAwait(false);
+            var at = await ProduceDurablyAsync(lane.DeadLetterTopic, lane.Partition, new OutgoingRecord(work.Record.Key, work.Record.Value, headers, work.Record.TimestampMs)).ConfigureAwait(false);
             CompleteRetry(work);
             if (work.Key is { } key && _options.DeadLetterMode == DeadLetterMode.Park)
-                routing.AddParked(lane.Partition, key, work.OriginalOffset, exceptionType, frame);
+                routing.AddParked(lane.Partition, key, work.OriginalOffset, exceptionType, frame, failureOffset: at);
         }
         finally
         {
@@ -282,7 +327,7 @@ internal sealed partial class SubscriptionRunner
         await routing.Gate.WaitAsync(_abort.Token).ConfigureAwait(false);
         try
         {
-            if (routing.Parked(lane.Partition, key) is not { } parked) return false;
+            if (routing.Parked(lane.Partition, key) is not { } parked || BypassesPark(work, parked)) return false;
             var headers = OriginHeaders(work, 5);
             headers.Add(Headers.Of(HeaderNames.DeadLetterReason, "parked"));
             headers.Add(Headers.Of(HeaderNames.ParkedBehind, parked.HeadOffset));
@@ -303,14 +348,13 @@ internal sealed partial class SubscriptionRunner
 
     /// <summary>Writes to a retry or dead-letter topic, retrying a failed write a bounded number of
     /// times (a full disk may clear); past that the record is abandoned uncommitted.</summary>
-    private async Task ProduceDurablyAsync(string topic, int partition, OutgoingRecord record)
+    private async Task<long> ProduceDurablyAsync(string topic, int partition, OutgoingRecord record)
     {
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                await _rt.Transport.ProduceAsync(topic, partition, record, _abort.Token).ConfigureAwait(false);
-                return;
+                return await _rt.Transport.ProduceAsync(topic, partition, record, _abort.Token).ConfigureAwait(false);
             }
             catch (Exception e) when (attempt < ProduceAttempts && e is not OperationCanceledException && e is not RecordTooLargeException)
             {

@@ -21,7 +21,13 @@ internal sealed class Work
     public int Round;
     public int PriorAttempts;
     public long DueMs;
-    public bool Replay;
+    /// <summary>For a replayed dead letter, the dead-letter topic's end offset when it was replayed; -1 otherwise.</summary>
+    public long ReplayMark = -1;
+
+    /// <summary>A main-topic record that runs outside its key's queue: its key's head waits for a
+    /// retry due time, and this record (which can only be diverted behind it) must not hold the
+    /// main partition meanwhile.</summary>
+    public bool Detached;
     public long FirstFailureMs;
 
     /// <summary>Waiting for its due time (a retry-topic record), not running.</summary>
@@ -46,7 +52,8 @@ internal sealed class Work
         Round = 0;
         PriorAttempts = 0;
         DueMs = 0;
-        Replay = false;
+        ReplayMark = -1;
+        Detached = false;
         FirstFailureMs = 0;
         DueTimer = null;
     }
