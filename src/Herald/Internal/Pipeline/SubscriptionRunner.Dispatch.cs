@@ -26,6 +26,7 @@ internal sealed partial class SubscriptionRunner
             {
                 while (reader.TryRead(out var signal)) Handle(signal);
                 StartReady();
+                FlushReleasedBudget();
                 if (_stopping)
                 {
                     if ((_inFlight == 0 && AllLanesIdle() && !_commitInFlight) || _forceStop)
@@ -93,9 +94,15 @@ internal sealed partial class SubscriptionRunner
     private void Enqueue(List<TransportRecord> batch)
     {
         BatchScope? scope = _options.HandlerScope == HandlerScope.PerBatch ? new BatchScope(_rt.Services) : null;
+        Lane? last = null;
         foreach (var record in batch)
         {
-            if (!_lanes.TryGetValue(new TopicPartition(record.Topic, record.Partition), out var lane) || lane.Revoking || _stopping)
+            // Records of a batch mostly share a partition: look the lane up only when it changes.
+            var lane = last is not null && last.Partition == record.Partition && (ReferenceEquals(last.Topic, record.Topic) || ReferenceEquals(last.RetryTopic, record.Topic))
+                ? last
+                : _lanes.GetValueOrDefault(new TopicPartition(record.Topic, record.Partition));
+            last = lane;
+            if (lane is null || lane.Revoking || _stopping)
             {
                 ReleaseBudget(record.Topic, 1, record.Size); // fetched just before a revoke: the next owner reads it again
                 continue;
@@ -276,9 +283,33 @@ internal sealed partial class SubscriptionRunner
 
     private void ReleaseBudget(string topic, int records, long bytes) => ReleaseBudget(_retryTopics.Contains(topic), records, bytes);
 
+    // Released room is gathered and handed back once per dispatcher round, not once per record:
+    // the budget is shared with the fetch loop through interlocked counters (pipeline benchmark).
+    private int _releasedMainRecords, _releasedRetryRecords;
+    private long _releasedMainBytes, _releasedRetryBytes;
+
     private void ReleaseBudget(bool retry, int records, long bytes)
     {
-        if ((retry ? _retryBudget : _mainBudget).Release(records, bytes)) WakeFetcher();
+        if (retry)
+        {
+            _releasedRetryRecords += records;
+            _releasedRetryBytes += bytes;
+        }
+        else
+        {
+            _releasedMainRecords += records;
+            _releasedMainBytes += bytes;
+        }
+    }
+
+    private void FlushReleasedBudget()
+    {
+        var wake = false;
+        if (_releasedMainRecords != 0 || _releasedMainBytes != 0) wake |= _mainBudget.Release(_releasedMainRecords, _releasedMainBytes);
+        if (_releasedRetryRecords != 0 || _releasedRetryBytes != 0) wake |= _retryBudget.Release(_releasedRetryRecords, _releasedRetryBytes);
+        _releasedMainRecords = _releasedRetryRecords = 0;
+        _releasedMainBytes = _releasedRetryBytes = 0;
+        if (wake) WakeFetcher();
     }
 
     /// <summary>Drops the lane's records that have not started: they stay uncommitted, so whoever
