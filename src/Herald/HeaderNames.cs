@@ -29,6 +29,9 @@ public static class HeaderNames
     public const string Round = "herald-retry-round";
     public const string DueMs = "herald-due-ms";
     public const string Replay = "herald-replay";
+
+    /// <summary>On a retry-topic marker record: "done" — the event at herald-original-offset is finished.</summary>
+    public const string RetryOp = "herald-retry-op";
     public const string FirstFailureMs = "herald-first-failure-ms";
     public const string LastFailureMs = "herald-last-failure-ms";
     public const string ExceptionType = "herald-exception-type";

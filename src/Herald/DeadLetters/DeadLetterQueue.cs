@@ -114,8 +114,16 @@ public sealed class DeadLetterQueue
                         headers.Add(Headers.Of(HeaderNames.Attempts, 0));
                         headers.Add(Headers.Of(HeaderNames.Replay, mark));
                         if (d.Key is { } k) routing.AddPending(p, k, d.OriginalOffset);
-                        var copy = await _rt.Transport.ProduceAsync(retry, p, new OutgoingRecord(d.Key, d.Value, headers), cancellationToken).ConfigureAwait(false);
-                        if (d.Key is { } copied) routing.SetLatestCopy(p, copied, d.OriginalOffset, copy);
+                        try
+                        {
+                            var copy = await _rt.Transport.ProduceAsync(retry, p, new OutgoingRecord(d.Key, d.Value, headers), cancellationToken).ConfigureAwait(false);
+                            if (d.Key is { } copied) routing.SetLatestCopy(p, copied, d.OriginalOffset, copy);
+                        }
+                        catch when (d.Key is not null)
+                        {
+                            routing.RemovePending(p, d.Key.Value, d.OriginalOffset); // not written: nothing waits in the retry topic
+                            throw;
+                        }
                     }
                     else if (replay == ReplayTarget.OriginalTopic)
                     {

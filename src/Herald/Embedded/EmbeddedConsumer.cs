@@ -24,6 +24,7 @@ internal sealed class EmbeddedConsumer : ITransportConsumer
         public readonly List<LogRecord> Decoded = [];
         public int Taken;                            // how many of Decoded were handed out
         public bool Paused;
+        public bool Announced; // fetched only once OnAssigned has run for it
     }
 
     public EmbeddedConsumer(EmbeddedTransport transport, ConsumerSpec spec)
@@ -63,7 +64,7 @@ internal sealed class EmbeddedConsumer : ITransportConsumer
         for (var i = 0; i < count && added < maxRecords && bytes < maxBytes; i++)
         {
             var cursor = _order[(_next + i) % count];
-            if (cursor.Paused) continue;
+            if (cursor.Paused || !cursor.Announced) continue;
             if (cursor.Taken == cursor.Decoded.Count)
             {
                 if (cursor.Log.EndOffset <= cursor.Offset) continue;
@@ -105,7 +106,7 @@ internal sealed class EmbeddedConsumer : ITransportConsumer
         var waits = new List<Task>(_order.Count + 1) { changed };
         foreach (var cursor in _order)
         {
-            if (cursor.Paused) continue;
+            if (cursor.Paused || !cursor.Announced) continue;
             waits.Add(cursor.Log.WaitForDataAsync(cursor.Offset, cts.Token).AsTask());
         }
         try
@@ -135,7 +136,6 @@ internal sealed class EmbeddedConsumer : ITransportConsumer
             foreach (var tp in revoked) _owned.Remove(tp);
             _member.Release(revoked.ConvertAll(tp => (tp.Topic, tp.Partition)));
         }
-        var added = new List<TopicPartition>();
         foreach (var tp in target)
         {
             if (_owned.ContainsKey(tp)) continue;
@@ -150,12 +150,16 @@ internal sealed class EmbeddedConsumer : ITransportConsumer
             var cursor = new Cursor(tp, log, await StartOffsetAsync(tp, log, cancellationToken).ConfigureAwait(false));
             _owned[tp] = cursor;
             _order.Add(cursor);
-            added.Add(tp);
         }
-        var first = _generation < 0;
-        _generation = generation;
+        // Partitions claimed in an earlier, interrupted attempt are announced now too; the
+        // generation is only taken once every claimed partition has been announced.
+        var added = new List<TopicPartition>();
+        foreach (var cursor in _order)
+            if (!cursor.Announced) added.Add(cursor.Partition);
         // The first assignment is reported even when empty: the member is in the group now.
-        if ((added.Count > 0 || first) && Spec.OnAssigned is { } onAssigned) await onAssigned(added, cancellationToken).ConfigureAwait(false);
+        if ((added.Count > 0 || _generation < 0) && Spec.OnAssigned is { } onAssigned) await onAssigned(added, cancellationToken).ConfigureAwait(false);
+        foreach (var cursor in _order) cursor.Announced = true;
+        _generation = generation;
     }
 
     private async Task<long> StartOffsetAsync(TopicPartition tp, LogPartition log, CancellationToken cancellationToken)

@@ -48,6 +48,19 @@ internal static class DeadLetterLog
         await foreach (var r in transport.ReadAsync(retryTopic, partition, fromOffset, cancellationToken).ConfigureAwait(false))
         {
             if (r.Key is not { } key || Headers.Long(r.Headers, HeaderNames.OriginalOffset) is not { } original) continue;
+            if (Headers.Find(r.Headers, HeaderNames.RetryOp) is not null)
+            {
+                // A done marker: the event finished; copies of it before the marker are not run again.
+                if (into.Pending.TryGetValue(key, out var pending))
+                {
+                    pending.Remove(original);
+                    if (pending.Count == 0) into.Pending.Remove(key);
+                }
+                if (!into.Done.TryGetValue(key, out var done)) into.Done[key.ToArray()] = done = [];
+                done[original] = r.Offset;
+                into.DoneCount = into.Done.Count;
+                continue;
+            }
             if (!into.Pending.TryGetValue(key, out var set)) into.Pending[key.ToArray()] = set = [];
             set[original] = Math.Max(r.Offset, set.GetValueOrDefault(original, -1)); // the latest copy wins
         }

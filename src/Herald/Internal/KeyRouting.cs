@@ -34,6 +34,11 @@ internal sealed class KeyRouting(string topic, string group)
         public readonly Dictionary<ReadOnlyMemory<byte>, SortedDictionary<long, long>> Pending = new(ByteKeyComparer.Instance);
         public readonly Dictionary<ReadOnlyMemory<byte>, ParkedKey> Parked = new(ByteKeyComparer.Instance);
         public volatile int Blocked; // Pending.Count + Parked.Count, read without the lock
+
+        /// <summary>Events finished before a restart whose copies the retry topic still holds past
+        /// its committed offset: original offset → the offset of their done marker.</summary>
+        public readonly Dictionary<ReadOnlyMemory<byte>, Dictionary<long, long>> Done = new(ByteKeyComparer.Instance);
+        public volatile int DoneCount;
         public void Recount() => Blocked = Pending.Count + Parked.Count;
     }
 
@@ -49,6 +54,15 @@ internal sealed class KeyRouting(string topic, string group)
     public void Unload(int partition)
     {
         lock (_lock) _partitions.Remove(partition);
+    }
+
+    /// <summary>True when this copy of a retry-topic event was finished before a restart (a done
+    /// marker for it follows the copy).</summary>
+    public bool IsDone(int partition, ReadOnlyMemory<byte> key, long originalOffset, long retryOffset)
+    {
+        lock (_lock)
+            return _partitions.TryGetValue(partition, out var p) && p.DoneCount > 0 && p.Done.TryGetValue(key, out var done)
+                && done.TryGetValue(originalOffset, out var markerAt) && markerAt > retryOffset;
     }
 
     public bool IsLoaded(int partition)

@@ -31,6 +31,9 @@ internal static partial class LogMessages
     [LoggerMessage(9, LogLevel.Warning, "Group {Group}: handlers still running after {Timeout}; cancelling them")]
     public static partial void DrainTimedOut(ILogger logger, string group, TimeSpan timeout);
 
+    [LoggerMessage(11, LogLevel.Error, "Group {Group}: disposing a handler's DI scope failed; the event's outcome stands")]
+    public static partial void ScopeDisposeFailed(ILogger logger, Exception error, string group);
+
     [LoggerMessage(10, LogLevel.Information, "Herald started: transport {Transport}, {Subscriptions} subscriptions")]
     public static partial void Started(ILogger logger, string transport, int subscriptions);
 }

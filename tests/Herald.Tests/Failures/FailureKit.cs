@@ -186,15 +186,24 @@ public sealed class FailureHost : IAsyncDisposable
     public static string Describe(IEnumerable<DeadLetter> letters) =>
         string.Join(", ", letters.Select(l => $"{l.KeyText}@{l.OriginalOffset}:{l.Reason}"));
 
-    /// <summary>Every record of one partition of a topic, read outside any group.</summary>
+    /// <summary>Every event record of one partition of a topic, read outside any group (the retry
+    /// topic's done markers, Herald's bookkeeping, are left out).</summary>
     public async Task<List<TransportRecord>> ReadAsync(string topic, int partition = 0)
     {
         var list = new List<TransportRecord>();
-        await foreach (var r in Transport.ReadAsync(topic, partition, 0)) list.Add(r);
+        await foreach (var r in Transport.ReadAsync(topic, partition, 0))
+            if (RetryTests.Header(r.Headers, HeaderNames.RetryOp) is null) list.Add(r);
         return list;
     }
 
-    public long EndOffset(string topic, int partition = 0) => Transport.GetOffsets(topic, partition).End;
+    /// <summary>The number of event records in a partition (done markers left out).</summary>
+    public long EndOffset(string topic, int partition = 0)
+    {
+        long count = 0;
+        foreach (var r in Transport.ReadAsync(topic, partition, 0).ToBlockingEnumerable())
+            if (RetryTests.Header(r.Headers, HeaderNames.RetryOp) is null) count++;
+        return count;
+    }
 
     public static int PartitionOf(string key, int partitions) => Herald.Transport.Partitioner.ForKey(Encoding.UTF8.GetBytes(key), partitions);
 

@@ -42,9 +42,6 @@ internal sealed class Lane
 
     public bool Revoking;
 
-    /// <summary>Set when the lane's prefetch budget was returned at once (revoke or stop).</summary>
-    public bool BudgetReleased;
-
     public long CommittedMain = -1;
     public long CommittedRetry = -1;
 }

@@ -144,11 +144,15 @@ internal sealed partial class SubscriptionRunner
         work.DueMs = Headers.Long(h, HeaderNames.DueMs) ?? 0;
         work.ReplayMark = Headers.Long(h, HeaderNames.Replay) ?? -1;
         work.FirstFailureMs = Headers.Long(h, HeaderNames.FirstFailureMs) ?? 0;
+        work.IsMarker = Headers.Find(h, HeaderNames.RetryOp) is not null;
+        if (work.IsMarker) work.DueMs = 0;
     }
+
+    private readonly Queue<Work> _due = new();
 
     private void StartReady()
     {
-        while (_inFlight < _options.MaxInFlight && !_stopping && _ready.TryDequeue(out var work))
+        while (_inFlight < _options.MaxInFlight && !_stopping && (_due.TryDequeue(out var work) || _ready.TryDequeue(out work)))
             Start(work);
     }
 
@@ -223,7 +227,7 @@ internal sealed partial class SubscriptionRunner
             return;
         }
         if (work.Key is { } key) work.Lane.WaitingHeads.Remove(key);
-        Start(work); // checks the due time again: a timer may fire a little early
+        _due.Enqueue(work); // started ahead of other ready records, within MaxInFlight; Start checks the clock again
     }
 
     /// <summary>A work is over: done (committable) or abandoned (revoke or shutdown). Its key's next
@@ -233,11 +237,11 @@ internal sealed partial class SubscriptionRunner
         _inFlight--;
         var lane = work.Lane;
         lane.Outstanding--;
-        if (done)
-        {
-            var (records, bytes) = (work.IsRetry ? lane.Retry : lane.Main).Finish(work.Seq);
-            if (!lane.BudgetReleased) ReleaseBudget(work.IsRetry, records, bytes);
-        }
+        if (done) (work.IsRetry ? lane.Retry : lane.Main).Finish(work.Seq);
+        // Prefetch room comes back when a record is over, not when it becomes committable: a retry
+        // waiting an hour must not hold the room other keys' records need (the tracker keeps the
+        // offsets, and ApplyPauses bounds it).
+        ReleaseBudget(work.IsRetry, 1, work.Size);
         work.Batch?.Release();
         if (work.Detached)
         {
@@ -267,6 +271,7 @@ internal sealed partial class SubscriptionRunner
 
     private void Drop(Work work)
     {
+        ReleaseBudget(work.IsRetry, 1, work.Size);
         work.Batch?.Release();
         Recycle(work);
     }
@@ -316,6 +321,12 @@ internal sealed partial class SubscriptionRunner
     /// owns the partition next reads them again.</summary>
     private void DropUnstarted(Lane lane)
     {
+        for (var i = _due.Count; i > 0; i--)
+        {
+            var w = _due.Dequeue();
+            if (w.Lane == lane) AbandonKey(w);
+            else _due.Enqueue(w);
+        }
         if (_ready.Count > 0)
         {
             var keep = _ready.Count;
@@ -340,13 +351,6 @@ internal sealed partial class SubscriptionRunner
             lane.Outstanding--;
             AbandonKey(w);
         }
-        var (mainRecords, mainBytes) = lane.Main.Outstanding();
-        var (retryRecords, retryBytes) = lane.Retry.Outstanding();
-        // Nothing of this lane is fetched any more; give its budget back (running works finish
-        // without releasing again, since the lane is marked revoking).
-        ReleaseBudget(false, mainRecords, mainBytes);
-        ReleaseBudget(true, retryRecords, retryBytes);
-        lane.BudgetReleased = true;
     }
 
     private readonly List<Work> _timerScratch = [];

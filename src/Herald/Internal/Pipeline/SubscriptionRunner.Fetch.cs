@@ -114,11 +114,21 @@ internal sealed partial class SubscriptionRunner
             foreach (var tp in _consumer.Assignment)
                 if (_retryTopics.Contains(tp.Topic) ? pauseRetry : pauseMain) _wantPaused.Add(tp);
         var blocked = false;
+        var maxTracked = 4L * _options.PrefetchRecords;
         foreach (var lane in _laneSnapshot)
         {
-            if (lane.RoutingState.Blocked < _options.MaxBlockedKeys) continue;
-            _wantPaused.Add(lane.MainPartition);
-            blocked = true;
+            // Too many blocked keys, or too many finished records held uncommittable behind one
+            // that is not (a long retry wait, a stalled record): pause that partition.
+            if (lane.RoutingState.Blocked >= _options.MaxBlockedKeys || lane.Main.Count >= maxTracked)
+            {
+                _wantPaused.Add(lane.MainPartition);
+                blocked = true;
+            }
+            if (lane.Retry.Count >= maxTracked)
+            {
+                _wantPaused.Add(lane.RetryPartition);
+                blocked = true;
+            }
         }
         if (_wantPaused.SetEquals(_paused)) return blocked;
         var resume = new List<TopicPartition>();
@@ -146,8 +156,12 @@ internal sealed partial class SubscriptionRunner
 
     /// <summary>Runs inside a fetch: loads the routing state of the new partitions (keys waiting in
     /// the retry topic, keys parked in the dead-letter topic) before any of their records arrive.</summary>
-    private async ValueTask OnAssignedAsync(IReadOnlyList<TopicPartition> partitions, CancellationToken cancellationToken)
+    private async ValueTask OnAssignedAsync(IReadOnlyList<TopicPartition> partitions, CancellationToken fetchToken)
     {
+        // Not the fetch's token: that one is also cancelled to wake the fetch loop, and a half-done
+        // assignment must not be abandoned for that.
+        var cancellationToken = _stopFetching.Token;
+        _ = fetchToken;
         var lanes = new List<Lane>();
         var seen = new HashSet<(string, int)>();
         foreach (var tp in partitions)
@@ -156,12 +170,21 @@ internal sealed partial class SubscriptionRunner
             if (!seen.Add((topic, tp.Partition))) continue;
             var routing = _rt.Routing.Get(topic, _sub.Group);
             var state = new KeyRouting.Partition();
+            // Under the gate: a replay or discard between the fold and the load would be lost.
+            await routing.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
             var retry = new TopicPartition(TopicNames.Retry(topic, _sub.Group), tp.Partition);
             var from = _consumer.GetCommitted(retry) ?? 0;
             await DeadLetterLog.FoldPendingAsync(_rt.Transport, retry.Topic, tp.Partition, from, state, cancellationToken).ConfigureAwait(false);
             if (_options.DeadLetterMode == Subscriptions.DeadLetterMode.Park)
                 DeadLetterLog.FoldParked(await DeadLetterLog.ReadUnresolvedAsync(_rt.Transport, topic, _sub.Group, tp.Partition, cancellationToken).ConfigureAwait(false), state);
             routing.Load(tp.Partition, state);
+            }
+            finally
+            {
+                routing.Gate.Release();
+            }
             var lane = new Lane(topic, _sub.Group, tp.Partition, routing, state);
             // Lag is reported from the start: from the committed offset, or from where a new group begins.
             lane.CommittedMain = _consumer.GetCommitted(lane.MainPartition) ?? _rt.Transport.GetOffsets(topic, tp.Partition).Start;
@@ -176,8 +199,10 @@ internal sealed partial class SubscriptionRunner
 
     /// <summary>Runs inside a fetch: the dispatcher drops the partitions' unstarted records, waits
     /// for their running handlers, and commits, before the partitions go to another member.</summary>
-    private async ValueTask OnRevokingAsync(IReadOnlyList<TopicPartition> partitions, CancellationToken cancellationToken)
+    private async ValueTask OnRevokingAsync(IReadOnlyList<TopicPartition> partitions, CancellationToken fetchToken)
     {
+        var cancellationToken = _stopFetching.Token; // see OnAssignedAsync
+        _ = fetchToken;
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _signals.Writer.TryWrite(new Signal(SignalKind.Revoke, partitions, Done: done));
         await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);

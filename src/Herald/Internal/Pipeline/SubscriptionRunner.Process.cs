@@ -22,12 +22,16 @@ internal sealed partial class SubscriptionRunner
         // state machine of HandleAsync (pipeline benchmark).
         try
         {
+            if (work.IsRetry && (work.IsMarker || (work.Key is { } copyKey && work.Lane.RoutingState.DoneCount > 0
+                && work.Lane.Routing.IsDone(work.Lane.Partition, copyKey, work.OriginalOffset, work.Record.Offset))))
+                return new ValueTask<bool>(true); // a done marker, or a copy finished before a restart
             if (IsForOtherGroups(work))
             {
                 // A mapped type this group has no handler for: nothing to do, whatever its key's state.
                 CompleteRetry(work);
                 return new ValueTask<bool>(true);
             }
+            if (work.Detached) return DivertDetachedAsync(work, work.Key!.Value);
             if (work.Key is { } key && work.Lane.RoutingState.Blocked > 0) return ProcessBlockedKeyAsync(work, key);
         }
         catch (Exception e)
@@ -53,6 +57,31 @@ internal sealed partial class SubscriptionRunner
             return Stalled(work, e);
         }
         return await HandleAsync(work).ConfigureAwait(false);
+    }
+
+    /// <summary>A main-topic record detached from its key's queue (its head waits for a retry due
+    /// time) never runs its handler: it is parked or diverted behind the key's pending events, its
+    /// own pending entry added before anything else of the key can start.</summary>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<bool> DivertDetachedAsync(Work work, ReadOnlyMemory<byte> key)
+    {
+        try
+        {
+            var routing = work.Lane.Routing;
+            var p = work.Lane.Partition;
+            if (routing.IsPending(p, key, work.Record.Offset)) return true; // already there: a redelivery
+            if (routing.Parked(p, key) is { } parked && !BypassesPark(work, parked) && await ParkAsync(work, key).ConfigureAwait(false)) return true;
+            await DivertAsync(work, key).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException) when (_abort.IsCancellationRequested)
+        {
+            return false;
+        }
+        catch (Exception e)
+        {
+            return Stalled(work, e);
+        }
     }
 
     /// <summary>The record could not be finished (its retry or dead-letter write failed for good).</summary>
@@ -102,11 +131,12 @@ internal sealed partial class SubscriptionRunner
         return false;
     }
 
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     /// <summary>A replayed event runs although its key is parked by the dead letters it was
     /// replayed from, but not once the key failed again after the replay.</summary>
     private static bool BypassesPark(Work work, KeyRouting.ParkedKey parked) =>
         work.ReplayMark >= 0 && parked.LatestFailure < work.ReplayMark;
+
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
 
     private async ValueTask<bool> HandleAsync(Work work)
     {
@@ -147,6 +177,7 @@ internal sealed partial class SubscriptionRunner
                         await binding.InvokeAsync(evt, context).ConfigureAwait(false);
                         if (metrics) _rt.Telemetry.Handled(lane.Topic, _sub.Group, Stopwatch.GetElapsedTime(started).TotalSeconds);
                         activity?.Dispose();
+                        if (work.IsRetry) await MarkRetryDoneAsync(work).ConfigureAwait(false);
                         CompleteRetry(work);
                         return true;
                     }
@@ -165,13 +196,13 @@ internal sealed partial class SubscriptionRunner
                         if (retry >= _options.Retry.ImmediateRetries) break;
                     }
                     // Each attempt gets a fresh DI scope: a failed unit of work must not carry its state over.
-                    await context.DisposeScopeAsync().ConfigureAwait(false);
+                    await DisposeScopeQuietlyAsync(context).ConfigureAwait(false);
                     await Task.Delay(Backoff(retry), _rt.Time, _abort.Token).ConfigureAwait(false);
                 }
             }
             finally
             {
-                await context.DisposeScopeAsync().ConfigureAwait(false);
+                await DisposeScopeQuietlyAsync(context).ConfigureAwait(false);
             }
 
             if (work.Round < _options.Retry.Delayed.Count)
@@ -192,6 +223,20 @@ internal sealed partial class SubscriptionRunner
         }
     }
 
+    /// <summary>Disposes the event's DI scope; a service that throws while being disposed is logged
+    /// and does not undo the handler's outcome.</summary>
+    private async ValueTask DisposeScopeQuietlyAsync(EventContext context)
+    {
+        try
+        {
+            await context.DisposeScopeAsync().ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            LogMessages.ScopeDisposeFailed(_log, e, _sub.Group);
+        }
+    }
+
     /// <summary>The wait before immediate retry <paramref name="retry"/>: exponential, capped, and
     /// with jitter drawn from [half, all] of the nominal wait.</summary>
     internal TimeSpan Backoff(int retry)
@@ -204,6 +249,21 @@ internal sealed partial class SubscriptionRunner
     {
         await DeadLetterAsync(work, DeadLetterReason.Poison, error, work.PriorAttempts, work.FirstFailureMs != 0 ? work.FirstFailureMs : NowMs()).ConfigureAwait(false);
         return true;
+    }
+
+    /// <summary>Writes a done marker for a finished retry-topic event: the retry partition's commit
+    /// can lag far behind (a retry waiting its due time holds it), and after a restart the marker
+    /// keeps the finished copy from running again after later events of its key.</summary>
+    private async Task MarkRetryDoneAsync(Work work)
+    {
+        if (work.Key is not { } key) return;
+        var headers = new List<LogHeader>(3)
+        {
+            Headers.Of(HeaderNames.RetryOp, "done"),
+            Headers.Of(HeaderNames.OriginalOffset, work.OriginalOffset),
+            Headers.Of(HeaderNames.Group, _sub.Group),
+        };
+        await ProduceDurablyAsync(work.Lane.RetryTopic, work.Lane.Partition, new OutgoingRecord(key, null, headers)).ConfigureAwait(false);
     }
 
     private static void CompleteRetry(Work work)
@@ -307,9 +367,11 @@ internal sealed partial class SubscriptionRunner
         try
         {
             var at = await ProduceDurablyAsync(lane.DeadLetterTopic, lane.Partition, new OutgoingRecord(work.Record.Key, work.Record.Value, headers, work.Record.TimestampMs)).ConfigureAwait(false);
-            CompleteRetry(work);
+            // Parked before it stops being pending: nothing of the key may slip through in between.
             if (work.Key is { } key && _options.DeadLetterMode == DeadLetterMode.Park)
                 routing.AddParked(lane.Partition, key, work.OriginalOffset, exceptionType, frame, failureOffset: at);
+            if (work.IsRetry) await MarkRetryDoneAsync(work).ConfigureAwait(false);
+            CompleteRetry(work);
         }
         finally
         {

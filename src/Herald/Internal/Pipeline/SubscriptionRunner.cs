@@ -138,8 +138,14 @@ internal sealed partial class SubscriptionRunner : IAsyncDisposable
         }
         if (_ticker is not null) await _ticker.DisposeAsync().ConfigureAwait(false);
         _rt.Telemetry.RemoveLagSource(_lagSource);
-        await _dispatchLoop.ConfigureAwait(false);
-        await _consumer.DisposeAsync().ConfigureAwait(false);
+        try
+        {
+            await _dispatchLoop.ConfigureAwait(false);
+        }
+        finally
+        {
+            await _consumer.DisposeAsync().ConfigureAwait(false); // leave the group whatever happened
+        }
     }
 
     public async ValueTask DisposeAsync()

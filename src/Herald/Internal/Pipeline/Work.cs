@@ -30,6 +30,9 @@ internal sealed class Work
     public bool Detached;
     public long FirstFailureMs;
 
+    /// <summary>A done marker in the retry topic, not an event.</summary>
+    public bool IsMarker;
+
     /// <summary>Waiting for its due time (a retry-topic record), not running.</summary>
     public ITimer? DueTimer;
 
@@ -55,6 +58,7 @@ internal sealed class Work
         ReplayMark = -1;
         Detached = false;
         FirstFailureMs = 0;
+        IsMarker = false;
         DueTimer = null;
     }
 
