@@ -46,9 +46,10 @@ public sealed class HeraldTelemetry : IDisposable
         return activity;
     }
 
-    internal Activity? StartProcess(string system, Envelope envelope, string group)
+    internal Activity? StartProcess(string system, EventContext context, string group)
     {
         if (!Source.HasListeners()) return null;
+        var envelope = context.Envelope;
         ActivityContext parent = default;
         ActivityLink[]? links = null;
         if (envelope.TraceParent is { } tp && ActivityContext.TryParse(tp, null, out var producer))

@@ -144,7 +144,6 @@ internal sealed partial class SubscriptionRunner
         {
             var record = work.Record;
             var lane = work.Lane;
-            var envelope = work.IsRetry ? new Envelope(record, lane.Topic, lane.Partition, work.OriginalOffset) : new Envelope(record);
             if (work.TypeName is not { } typeName)
                 return await PoisonAsync(work, new UnknownEventTypeException($"record {lane.Topic}/{lane.Partition} offset {work.OriginalOffset} has no {HeaderNames.Type} header")).ConfigureAwait(false);
             if (work.Mapping is not { } mapping || work.Binding is not { } binding)
@@ -159,7 +158,9 @@ internal sealed partial class SubscriptionRunner
                 return await PoisonAsync(work, new UndecodableEventException($"{mapping.Name} at {lane.Topic}/{lane.Partition} offset {work.OriginalOffset} could not be decoded: {e.Message}", e)).ConfigureAwait(false);
             }
 
-            var context = new EventContext(envelope, _rt.Publisher, _rt.Services, work.Batch, work.PriorAttempts + 1, _sub.Group, _abort.Token);
+            var context = work.IsRetry
+                ? new EventContext(record, lane.Topic, lane.Partition, work.OriginalOffset, _rt.Publisher, _rt.Services, work.Batch, work.PriorAttempts + 1, _sub.Group, _abort.Token)
+                : new EventContext(record, null, 0, 0, _rt.Publisher, _rt.Services, work.Batch, work.PriorAttempts + 1, _sub.Group, _abort.Token);
             EventContext.Current = context; // undone when this async method returns to the dispatcher
             var attempts = work.PriorAttempts;
             var firstFailure = work.FirstFailureMs;
@@ -169,7 +170,7 @@ internal sealed partial class SubscriptionRunner
                 for (var retry = 0; ; retry++)
                 {
                     context.Attempt = ++attempts;
-                    var activity = _rt.Telemetry.StartProcess(_rt.Transport.Name, envelope, _sub.Group);
+                    var activity = _rt.Telemetry.StartProcess(_rt.Transport.Name, context, _sub.Group);
                     var metrics = _rt.Telemetry.HandlerMetricsEnabled;
                     var started = metrics ? Stopwatch.GetTimestamp() : 0;
                     try
