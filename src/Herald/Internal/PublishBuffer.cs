@@ -82,7 +82,9 @@ internal sealed class PublishBuffer : IBufferWriter<byte>, IReadOnlyList<LogHead
         _written = 0;
         _headerCount = 0;
         _inBuffer = 0;
-        if (_buffer.Length > 64 * 1024)
+        // A pooled buffer keeps at most 4 KiB: after a burst of large events the pool (up to 8,192
+        // buffers) must not hold their arrays.
+        if (_buffer.Length > 4 * 1024)
         {
             ArrayPool<byte>.Shared.Return(_buffer);
             _buffer = ArrayPool<byte>.Shared.Rent(InitialSize);
