@@ -42,6 +42,9 @@ internal sealed class Lane
 
     public bool Revoking;
 
+    /// <summary>The lane had MaxBlockedKeys blocked keys when a record last finished.</summary>
+    public bool OverBlockedLimit;
+
     public long CommittedMain = -1;
     public long CommittedRetry = -1;
 }

@@ -25,11 +25,16 @@ internal sealed partial class SubscriptionRunner
             while (await reader.WaitToReadAsync().ConfigureAwait(false))
             {
                 while (reader.TryRead(out var signal)) Handle(signal);
+                if (_stopping && _abort.IsCancellationRequested && !_droppedAfterAbort)
+                {
+                    _droppedAfterAbort = true;
+                    foreach (var lane in DistinctLanes()) DropUnstarted(lane);
+                }
                 StartReady();
                 FlushReleasedBudget();
                 if (_stopping)
                 {
-                    if ((_inFlight == 0 && AllLanesIdle() && !_commitInFlight) || _forceStop)
+                    if ((_inFlight == 0 && _ready.Count == 0 && _due.Count == 0 && AllLanesIdle() && !_commitInFlight) || _forceStop)
                     {
                         await CommitFinalAsync().ConfigureAwait(false);
                         _stopped?.TrySetResult();
@@ -84,9 +89,12 @@ internal sealed partial class SubscriptionRunner
                 _forceStop = true;
                 break;
             case SignalKind.Stop:
+                // Drain: records already fetched still run (so that nothing handled lies above a
+                // dropped record and comes again after a restart); only retries waiting for their
+                // due time are let go. Past the drain timeout the rest is dropped.
                 _stopping = true;
                 _stopped = signal.Done;
-                foreach (var lane in DistinctLanes()) DropUnstarted(lane);
+                foreach (var lane in DistinctLanes()) DropWaitingRetries(lane);
                 break;
         }
     }
@@ -152,7 +160,7 @@ internal sealed partial class SubscriptionRunner
 
     private void StartReady()
     {
-        while (_inFlight < _options.MaxInFlight && !_stopping && (_due.TryDequeue(out var work) || _ready.TryDequeue(out work)))
+        while (_inFlight < _options.MaxInFlight && !_droppedAfterAbort && (_due.TryDequeue(out var work) || _ready.TryDequeue(out work)))
             Start(work);
     }
 
@@ -238,6 +246,11 @@ internal sealed partial class SubscriptionRunner
         var lane = work.Lane;
         lane.Outstanding--;
         if (done) (work.IsRetry ? lane.Retry : lane.Main).Finish(work.Seq);
+        // A partition that just reached MaxBlockedKeys must pause now, not after the fetch that is
+        // already waiting returns with more of its records.
+        var overLimit = lane.RoutingState.Blocked >= _options.MaxBlockedKeys;
+        if (overLimit && !lane.OverBlockedLimit) WakeFetcher();
+        lane.OverBlockedLimit = overLimit;
         // Prefetch room comes back when a record is over, not when it becomes committable: a retry
         // waiting an hour must not hold the room other keys' records need (the tracker keeps the
         // offsets, and ApplyPauses bounds it).
@@ -255,9 +268,12 @@ internal sealed partial class SubscriptionRunner
             // stays blocked so that nothing of the key overtakes it. A restart repeats it.
             return;
         }
+        // While draining at stop the key goes on; once a record of it was abandoned (or the drain
+        // timed out) the rest of the key is dropped, since it may not overtake that record.
+        var dropRest = lane.Revoking || (_stopping && (!done || _droppedAfterAbort));
         if (work.Key is { } key && lane.Keys.TryGetValue(key, out var waiting))
         {
-            if (!lane.Revoking && !_stopping && waiting.TryDequeue(out var next)) _ready.Enqueue(next);
+            if (!dropRest && waiting.TryDequeue(out var next)) _ready.Enqueue(next);
             else
             {
                 while (waiting.TryDequeue(out var dropped)) Drop(dropped);
@@ -343,6 +359,21 @@ internal sealed partial class SubscriptionRunner
         }
         // Works waiting for their due time are abandoned now; keys with a running handler are
         // cleaned up when it finishes.
+        lane.WaitingHeads.Clear();
+        foreach (var w in PendingTimers(lane))
+        {
+            w.DueTimer!.Dispose();
+            w.DueTimer = null;
+            lane.Outstanding--;
+            AbandonKey(w);
+        }
+    }
+
+    private bool _droppedAfterAbort;
+
+    /// <summary>Lets go of the lane's retries waiting for their due time (at stop).</summary>
+    private void DropWaitingRetries(Lane lane)
+    {
         lane.WaitingHeads.Clear();
         foreach (var w in PendingTimers(lane))
         {

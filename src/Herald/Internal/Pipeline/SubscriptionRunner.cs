@@ -129,6 +129,7 @@ internal sealed partial class SubscriptionRunner : IAsyncDisposable
         {
             LogMessages.DrainTimedOut(_log, _sub.Group, drainTimeout);
             await _abort.CancelAsync().ConfigureAwait(false);
+            _signals.Writer.TryWrite(new Signal(SignalKind.Tick)); // the dispatcher drops what has not started
             if (await Task.WhenAny(stopped.Task, Task.Delay(CancelGrace, _rt.Time)).ConfigureAwait(false) != stopped.Task)
             {
                 // A handler ignores its cancellation token: commit what finished and leave it behind;
