@@ -52,14 +52,6 @@ internal sealed class OffsetTracker
     /// fetched; -1 when nothing was ever fetched.</summary>
     public long Committable => _count > 0 ? _offsets[_head] : _next;
 
-    /// <summary>Records and bytes still tracked, for releasing prefetch when a partition is dropped.</summary>
-    public (int Records, long Bytes) Outstanding()
-    {
-        long bytes = 0;
-        for (var i = 0; i < _count; i++) bytes += _sizes[(_head + i) % _offsets.Length];
-        return (_count, bytes);
-    }
-
     private void Grow()
     {
         var n = _offsets.Length * 2;

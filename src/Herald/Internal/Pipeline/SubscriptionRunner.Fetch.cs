@@ -158,10 +158,9 @@ internal sealed partial class SubscriptionRunner
     /// the retry topic, keys parked in the dead-letter topic) before any of their records arrive.</summary>
     private async ValueTask OnAssignedAsync(IReadOnlyList<TopicPartition> partitions, CancellationToken fetchToken)
     {
-        // Not the fetch's token: that one is also cancelled to wake the fetch loop, and a half-done
-        // assignment must not be abandoned for that.
+        // Not the fetch's token (fetchToken): that one is also cancelled to wake the fetch loop, and
+        // a half-done assignment must not be abandoned for that.
         var cancellationToken = _stopFetching.Token;
-        _ = fetchToken;
         var lanes = new List<Lane>();
         var seen = new HashSet<(string, int)>();
         foreach (var tp in partitions)
@@ -201,8 +200,7 @@ internal sealed partial class SubscriptionRunner
     /// for their running handlers, and commits, before the partitions go to another member.</summary>
     private async ValueTask OnRevokingAsync(IReadOnlyList<TopicPartition> partitions, CancellationToken fetchToken)
     {
-        var cancellationToken = _stopFetching.Token; // see OnAssignedAsync
-        _ = fetchToken;
+        var cancellationToken = _stopFetching.Token; // not fetchToken: see OnAssignedAsync
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _signals.Writer.TryWrite(new Signal(SignalKind.Revoke, partitions, Done: done));
         await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
