@@ -61,6 +61,8 @@ internal sealed class Publisher(
             else partition = (int)((uint)Interlocked.Increment(ref _roundRobin) % (uint)partitions);
             var keyLength = buffer.Written - keyStart;
 
+            // ce_type first: every consumer looks it up for every event, scanning headers in order.
+            buffer.AddHeader(HeaderNames.Type, mapping.NameUtf8);
             var idStart = buffer.Written;
             if (options?.Id is { } id) buffer.Advance(Encoding.UTF8.GetBytes(id, buffer.GetSpan(Encoding.UTF8.GetMaxByteCount(id.Length))));
             else
@@ -71,7 +73,6 @@ internal sealed class Publisher(
             buffer.AddHeaderWritten(HeaderNames.Id, idStart);
             buffer.AddHeader(HeaderNames.Source, _source);
             buffer.AddHeader(HeaderNames.SpecVersion, SpecVersion);
-            buffer.AddHeader(HeaderNames.Type, mapping.NameUtf8);
             var timeStart = buffer.Written;
             DateTime.UtcNow.TryFormat(buffer.GetSpan(40), out var tn, "O");
             buffer.Advance(tn);
