@@ -1,3 +1,4 @@
+using Herald.Testing;
 using System.Diagnostics;
 using System.Globalization;
 using Herald.Log.CrashWorker;
@@ -25,8 +26,9 @@ public sealed class SigkillCrashTests(ITestOutputHelper output)
         var iterations = FromEnvironment(IterationsVariable, 50);
         var seed = FromEnvironment(SeedVariable, Random.Shared.Next());
         output.WriteLine($"{SeedVariable}={seed} {IterationsVariable}={iterations}");
-        Assert.True(File.Exists(CrashWorkerProcess.WorkerDll), $"{CrashWorkerProcess.WorkerDll} is missing");
-        Assert.True(File.Exists(Path.ChangeExtension(CrashWorkerProcess.WorkerDll, ".runtimeconfig.json")), "the crash worker's runtimeconfig.json is missing");
+        var workerDll = ChildProcess.Dll("Herald.Log.CrashWorker"); // copied next to the tests by the project reference
+        Assert.True(File.Exists(workerDll), $"{workerDll} is missing");
+        Assert.True(File.Exists(Path.ChangeExtension(workerDll, ".runtimeconfig.json")), "the crash worker's runtimeconfig.json is missing");
 
         var random = new Random(seed);
         using var dir = new TempDirectory("sigkill");
@@ -39,7 +41,7 @@ public sealed class SigkillCrashTests(ITestOutputHelper output)
         for (var run = 0; run < iterations; run++)
         {
             IReadOnlyList<string> lines;
-            using (var worker = CrashWorkerProcess.Start(dir.Path, run))
+            using (var worker = ChildProcess.Start(workerDll, [dir.Path, run.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
             {
                 if (run % 8 == 7)
                 {
@@ -49,7 +51,7 @@ public sealed class SigkillCrashTests(ITestOutputHelper output)
                 }
                 else
                 {
-                    await worker.WaitForLinesAsync(random.Next(1, 50), StartupTimeout);
+                    await worker.WaitForCountAsync(random.Next(1, 50), StartupTimeout);
                     await Task.Delay(random.Next(0, 301));
                 }
                 lines = await worker.KillAsync(TimeSpan.FromSeconds(30));

@@ -1,3 +1,4 @@
+using Herald.Testing;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -25,14 +26,23 @@ public sealed class PipelineCrashTests(ITestOutputHelper output)
     private static readonly TimeSpan ChildTimeout = TimeSpan.FromSeconds(60);
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
+    /// <summary>Herald.CrashWorker, copied next to the tests by the project reference.</summary>
+    private static readonly string WorkerDll = ChildProcess.Dll("Herald.CrashWorker");
+
+    /// <summary>Starts the worker; its "handled" progress lines are the ones counted.</summary>
+    private static ChildProcess StartWorker(string dataDirectory, string mode, int events, int publishAhead, int seed) =>
+        ChildProcess.Start(WorkerDll,
+            [dataDirectory, mode, events.ToString(CultureInfo.InvariantCulture), publishAhead.ToString(CultureInfo.InvariantCulture), seed.ToString(CultureInfo.InvariantCulture)],
+            line => line == PipelineCrashRun.HandledProgress);
+
     [Fact]
     public async Task A_SIGKILL_mid_stream_and_a_restart_lose_no_event_and_repeat_only_unfinished_ones()
     {
         var iterations = FromEnvironment(IterationsVariable, 5);
         var seed = FromEnvironment(SeedVariable, Random.Shared.Next());
         output.WriteLine($"{SeedVariable}={seed} {IterationsVariable}={iterations}");
-        Assert.True(File.Exists(PipelineWorkerProcess.WorkerDll), $"{PipelineWorkerProcess.WorkerDll} is missing");
-        Assert.True(File.Exists(Path.ChangeExtension(PipelineWorkerProcess.WorkerDll, ".runtimeconfig.json")), "the crash worker's runtimeconfig.json is missing");
+        Assert.True(File.Exists(WorkerDll), $"{WorkerDll} is missing");
+        Assert.True(File.Exists(Path.ChangeExtension(WorkerDll, ".runtimeconfig.json")), "the crash worker's runtimeconfig.json is missing");
 
         var random = new Random(seed);
         var clock = Stopwatch.StartNew();
@@ -80,9 +90,9 @@ public sealed class PipelineCrashTests(ITestOutputHelper output)
     {
         // 1. Publish and handle; SIGKILL after some events were handled.
         string firstStderr;
-        using (var worker = PipelineWorkerProcess.Start(dataDirectory, PipelineCrashRun.PublishAndConsume, run.Events, run.PublishAhead, run.WorkerSeed))
+        using (var worker = StartWorker(dataDirectory, PipelineCrashRun.PublishAndConsume, run.Events, run.PublishAhead, run.WorkerSeed))
         {
-            await worker.WaitForHandledAsync(run.KillAfterHandled, ChildTimeout);
+            await worker.WaitForCountAsync(run.KillAfterHandled, ChildTimeout);
             await Task.Delay(run.KillDelayMs);
             await worker.KillAsync(ChildTimeout);
             firstStderr = worker.Stderr;
@@ -93,12 +103,13 @@ public sealed class PipelineCrashTests(ITestOutputHelper output)
 
         // 3. Restart: consume what is left and stop cleanly.
         string secondStderr;
-        using (var worker = PipelineWorkerProcess.Start(dataDirectory, PipelineCrashRun.Consume, run.Events, 0, run.WorkerSeed ^ 0x5bd1e995))
+        using (var worker = StartWorker(dataDirectory, PipelineCrashRun.Consume, run.Events, 0, run.WorkerSeed ^ 0x5bd1e995))
         {
             var code = await worker.WaitForExitAsync(ChildTimeout);
             secondStderr = worker.Stderr;
             Check(code == 0, context, $"the restarted worker exited with code {code}: {secondStderr}");
-            Check(worker.OtherLines is ["done"], context, $"the restarted worker printed [{string.Join(" | ", worker.OtherLines)}], expected only 'done'");
+            var otherLines = worker.Lines.Where(l => l != PipelineCrashRun.HandledProgress).ToList();
+            Check(otherLines is ["done"], context, $"the restarted worker printed [{string.Join(" | ", otherLines)}], expected only 'done'");
         }
         var afterRestart = ReadLog(PipelineCrashRun.LogDirectory(dataDirectory), context);
 
