@@ -13,7 +13,9 @@ public sealed class EmbeddedLog : IAsyncDisposable, IDisposable
     private readonly EmbeddedLogOptions _options;
     private readonly FileStream _lockFile;
     private readonly Lock _topicsLock = new();
-    private readonly Dictionary<string, LogTopic> _topics = new(StringComparer.Ordinal);
+    // Written under _topicsLock (topics are created, never removed); read without a lock, since every
+    // append through a transport looks its topic up (pipeline benchmark).
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, LogTopic> _topics = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _maintenanceLoop;
     private bool _disposed;
@@ -88,7 +90,7 @@ public sealed class EmbeddedLog : IAsyncDisposable, IDisposable
 
     public bool TryGetTopic(string name, out LogTopic topic)
     {
-        lock (_topicsLock) return _topics.TryGetValue(name, out topic!);
+        return _topics.TryGetValue(name, out topic!);
     }
 
     /// <summary>Returns the topic, creating it with <paramref name="options"/> (or the default

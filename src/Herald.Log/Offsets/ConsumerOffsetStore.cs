@@ -93,7 +93,11 @@ public sealed class ConsumerOffsetStore
                 content = Serialize(group, snapshot);
                 snapshotVersion = state.Version;
             }
-            _fs.WriteAtomically(PathOf(group), content);
+            // Write, fsync, rename and directory fsync block for milliseconds: on a thread of their
+            // own, never the caller's (a dispatcher) nor a pool thread (a pool thread blocked in fsync
+            // starves the pool on a small machine; pipeline-latency benchmark).
+            var path = PathOf(group);
+            await Task.Factory.StartNew(() => _fs.WriteAtomically(path, content), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
             lock (_lock) state.Durable = snapshot; // readers see a commit only once it is durable
             state.PersistedVersion = snapshotVersion;
         }

@@ -84,16 +84,8 @@ public sealed class EmbeddedTransport : ITransport
         return new EmbeddedConsumer(this, spec);
     }
 
-    // Topics are never removed from an open log, so a found topic can be kept: the log's own
-    // lookup takes a lock, once per publish (pipeline benchmark).
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, LogTopic> _topics = new(StringComparer.Ordinal);
-
-    internal LogTopic Topic(string topic)
-    {
-        if (_topics.TryGetValue(topic, out var cached)) return cached;
-        if (!_log.TryGetTopic(topic, out var t)) throw new UnknownTopicException(topic);
-        return _topics[topic] = t;
-    }
+    internal LogTopic Topic(string topic) =>
+        _log.TryGetTopic(topic, out var t) ? t : throw new UnknownTopicException(topic);
 
     internal LogPartition Partition(string topic, int partition)
     {

@@ -27,10 +27,7 @@ internal sealed partial class SubscriptionRunner
         var pending = Collect(DistinctLanes());
         if (pending.Count == 0) return;
         _commitInFlight = true;
-        // Off the dispatcher and off the thread pool: the offset store writes and fsyncs
-        // synchronously, which stalled every handler for milliseconds at each commit, and a pool
-        // thread blocked in fsync starves the pool on a small machine (pipeline-latency benchmark).
-        _ = Task.Factory.StartNew(() => RunCommitAsync(pending), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+        _ = RunCommitAsync(pending); // the store does its file work on a thread of its own
     }
 
     private async Task RunCommitAsync(List<PendingCommit> pending)
