@@ -120,36 +120,11 @@ public static class PipelineScenario
         await host.StartAsync();
         var publisher = host.Services.GetRequiredService<IEventPublisher>();
         var pacer = new Pacer(rate, options.Pace);
-        var publishes = new ValueTask[total];
-        var signal = new IssueSignal();
         var gc = new GcMeter();
-        var collector = Task.Run(async () =>
-        {
-            for (var i = 0; i < total; i++)
-            {
-                await signal.WaitIssuedAsync(i);
-                await publishes[i];
-                publishes[i] = default;
-            }
-        });
-        var generator = new Thread(() =>
-        {
-            pacer.Start();
-            for (var i = 0; i < total; i++)
-            {
-                recorder.Dues[i] = pacer.WaitUntilDue(i);
-                recorder.Starts[i] = Stopwatch.GetTimestamp();
-#pragma warning disable CA2012 // awaited exactly once, by the collector
-                publishes[i] = publisher.PublishAsync(new PipelineEvent(Guid.NewGuid(), i, Payload));
+#pragma warning disable CA2012 // each publish is awaited exactly once, by the collector
+        await OpenLoop.RunAsync(total, pacer, recorder, i => publisher.PublishAsync(new PipelineEvent(Guid.NewGuid(), i, Payload)), static (_, publish) => publish);
 #pragma warning restore CA2012
-                signal.Issued(i + 1);
-            }
-        })
-        { Name = "bench generator", IsBackground = true };
-        generator.Start();
-        await collector.WaitAsync(TimeSpan.FromMinutes(10));
         await done.Task.WaitAsync(TimeSpan.FromMinutes(10));
-        generator.Join();
         gc.Stop();
         await host.StopAsync();
         var output = recorder.AddTo(new BenchOutput("pipeline-latency"))
