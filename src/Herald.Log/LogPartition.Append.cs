@@ -19,35 +19,74 @@ public sealed partial class LogPartition
     /// the append completes.</summary>
     public ValueTask<long> AppendAsync(NewRecord record, CancellationToken cancellationToken = default)
     {
-        var size = RecordBatch.HeaderSize + RecordBatchBuilder.MaxEncodedSize(record);
-        if (size > _options.MaxBatchBytes) return ValueTask.FromException<long>(TooLarge(size, "record"));
-        if (_options.Cleanup == CleanupPolicy.Compact && record.Key is null) return ValueTask.FromException<long>(NullKeyOnCompacted());
+        if (RefuseSingle(record, out var size) is { } refused)
+        {
+            record.Owner?.Dispose();
+            return ValueTask.FromException<long>(refused);
+        }
+        var request = SingleRequest(record, size);
+        return Enqueue(request, cancellationToken) ? request.Task : EnqueueWhenRoomAsync(request, cancellationToken);
+    }
+
+    /// <summary>Appends one record as <see cref="AppendAsync(NewRecord, CancellationToken)"/> does,
+    /// completing without its offset: an appender that only waits for durability needs no state
+    /// machine of its own (pipeline benchmark).</summary>
+    public ValueTask AppendIgnoringOffsetAsync(NewRecord record, CancellationToken cancellationToken = default)
+    {
+        if (RefuseSingle(record, out var size) is { } refused)
+        {
+            record.Owner?.Dispose();
+            return ValueTask.FromException(refused);
+        }
+        var request = SingleRequest(record, size);
+        return Enqueue(request, cancellationToken) ? request.UntypedTask : new ValueTask(EnqueueWhenRoomAsync(request, cancellationToken).AsTask());
+    }
+
+    private Exception? RefuseSingle(in NewRecord record, out int size)
+    {
+        size = RecordBatch.HeaderSize + RecordBatchBuilder.MaxEncodedSize(record);
+        if (size > _options.MaxBatchBytes) return TooLarge(size, "record");
+        if (_options.Cleanup == CleanupPolicy.Compact && record.Key is null) return NullKeyOnCompacted();
+        return null;
+    }
+
+    private AppendRequest SingleRequest(in NewRecord record, int size)
+    {
         var request = AppendRequest.Rent(_requestPool);
         request.Kind = AppendKind.Single;
         request.Single = record;
         request.Bytes = size;
-        return Enqueue(request, cancellationToken);
+        return request;
     }
 
     /// <summary>Appends records with consecutive offsets; completes with the first one's offset.</summary>
     public ValueTask<long> AppendAsync(IReadOnlyList<NewRecord> records, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(records);
-        if (records.Count == 0) return ValueTask.FromException<long>(new ArgumentException("at least one record is required", nameof(records)));
-        long total = RecordBatch.HeaderSize;
-        for (var i = 0; i < records.Count; i++)
+        if (RefuseMany(records, out var total) is { } refused)
         {
-            var size = RecordBatch.HeaderSize + RecordBatchBuilder.MaxEncodedSize(records[i]);
-            if (size > _options.MaxBatchBytes) return ValueTask.FromException<long>(TooLarge(size, $"record {i}"));
-            if (_options.Cleanup == CleanupPolicy.Compact && records[i].Key is null) return ValueTask.FromException<long>(NullKeyOnCompacted());
-            total += size - RecordBatch.HeaderSize;
+            for (var i = 0; i < records.Count; i++) records[i].Owner?.Dispose();
+            return ValueTask.FromException<long>(refused);
         }
-        if (total > _options.MaxPendingBytes) return ValueTask.FromException<long>(TooLarge(total, $"append of {records.Count} records"));
         var request = AppendRequest.Rent(_requestPool);
         request.Kind = AppendKind.Many;
         request.Many = records;
         request.Bytes = (int)Math.Min(total, int.MaxValue);
-        return Enqueue(request, cancellationToken);
+        return Enqueue(request, cancellationToken) ? request.Task : EnqueueWhenRoomAsync(request, cancellationToken);
+    }
+
+    private Exception? RefuseMany(IReadOnlyList<NewRecord> records, out long total)
+    {
+        total = RecordBatch.HeaderSize;
+        if (records.Count == 0) return new ArgumentException("at least one record is required", nameof(records));
+        for (var i = 0; i < records.Count; i++)
+        {
+            var size = RecordBatch.HeaderSize + RecordBatchBuilder.MaxEncodedSize(records[i]);
+            if (size > _options.MaxBatchBytes) return TooLarge(size, $"record {i}");
+            if (_options.Cleanup == CleanupPolicy.Compact && records[i].Key is null) return NullKeyOnCompacted();
+            total += size - RecordBatch.HeaderSize;
+        }
+        return total > _options.MaxPendingBytes ? TooLarge(total, $"append of {records.Count} records") : null;
     }
 
     /// <summary>Appends a ready-made RecordBatch v2 (as a Kafka producer sends it), stored byte for
@@ -81,7 +120,7 @@ public sealed partial class LogPartition
         request.Kind = AppendKind.Raw;
         request.RawBatch = batch;
         request.Bytes = batch.Length;
-        return Enqueue(request, cancellationToken);
+        return Enqueue(request, cancellationToken) ? request.Task : EnqueueWhenRoomAsync(request, cancellationToken);
     }
 
     private RecordTooLargeException TooLarge(long size, string what) => new(Topic, Id, size, _options.MaxBatchBytes, what);
@@ -89,18 +128,24 @@ public sealed partial class LogPartition
     private ArgumentException NullKeyOnCompacted() =>
         new($"topic '{Topic}' is compacted: every record needs a key", "Key");
 
-    private ValueTask<long> Enqueue(AppendRequest request, CancellationToken cancellationToken)
+    /// <summary>Queues the request when there is room (or it is closed: then it fails at once);
+    /// false when the caller must wait for room.</summary>
+    private bool Enqueue(AppendRequest request, CancellationToken cancellationToken)
     {
         lock (_gate)
         {
-            if (_closing) { Discard(request); return ValueTask.FromException<long>(new LogClosedException($"partition {this}")); }
+            if (_closing)
+            {
+                request.Fail(new LogClosedException($"partition {this}"));
+                return true;
+            }
             if (_pendingBytes + request.Bytes <= _options.MaxPendingBytes || _pending.Count == 0)
             {
                 AddPending(request);
-                return request.Task;
+                return true;
             }
         }
-        return EnqueueWhenRoomAsync(request, cancellationToken);
+        return false;
     }
 
     private async ValueTask<long> EnqueueWhenRoomAsync(AppendRequest request, CancellationToken cancellationToken)

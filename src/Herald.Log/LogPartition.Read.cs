@@ -17,7 +17,12 @@ public sealed partial class LogPartition
     /// to about <paramref name="maxBytes"/> (always at least one whole batch when any is there).
     /// Every batch returned has passed its CRC check; a damaged one stops the partition's reads
     /// at that point with a <see cref="LogCorruptionException"/> naming file and byte offset.</summary>
-    public LogReadResult Read(long offset, int maxBytes = DefaultReadBytes)
+    public LogReadResult Read(long offset, int maxBytes = DefaultReadBytes) => Read(offset, maxBytes, null);
+
+    /// <summary>Reads as <see cref="Read(long, int)"/> does, into an array rented from
+    /// <paramref name="pool"/> (when given): the result's <see cref="LogReadResult.RentedArray"/>,
+    /// which the caller returns to the pool once nothing decoded from it is in use any more.</summary>
+    public LogReadResult Read(long offset, int maxBytes, System.Buffers.ArrayPool<byte>? pool)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxBytes);
         maxBytes = Math.Min(maxBytes, MaxReadBytes);
@@ -38,7 +43,7 @@ public sealed partial class LogPartition
                 if (!segment.TryAcquire()) { retired = true; break; }
                 try
                 {
-                    if (ReadFromSegment(segment, offset, maxBytes, end) is { } result) return result;
+                    if (ReadFromSegment(segment, offset, maxBytes, end, pool) is { } result) return result;
                 }
                 finally
                 {
@@ -67,7 +72,7 @@ public sealed partial class LogPartition
     /// <summary>Batches from the one holding <paramref name="offset"/>, stopping before any batch at or
     /// past <paramref name="end"/>: the writer publishes a segment's committed size just before the
     /// end offset, and a read must never return what the end offset does not yet cover.</summary>
-    private LogReadResult? ReadFromSegment(Segment segment, long offset, int maxBytes, long end)
+    private LogReadResult? ReadFromSegment(Segment segment, long offset, int maxBytes, long end, System.Buffers.ArrayPool<byte>? pool)
     {
         var limit = segment.CommittedSize;
         long position = segment.Index.LookupOffset(offset);
@@ -88,8 +93,24 @@ public sealed partial class LogPartition
         }
 
         var length = (int)Math.Min(limit - position, Math.Max(maxBytes, header.TotalSize));
-        var buffer = new byte[length];
-        if (!segment.File.ReadExactly(buffer, position))
+        var buffer = pool?.Rent(length) ?? new byte[length];
+        try
+        {
+            var result = ReadBatches(segment, buffer, length, position, offset, end, header);
+            if (result is not null && pool is not null) result.RentedArray = buffer;
+            else if (pool is not null) pool.Return(buffer);
+            return result;
+        }
+        catch
+        {
+            pool?.Return(buffer);
+            throw;
+        }
+    }
+
+    private LogReadResult? ReadBatches(Segment segment, byte[] buffer, int length, long position, long offset, long end, RecordBatchHeader header)
+    {
+        if (!segment.File.ReadExactly(buffer.AsSpan(0, length), position))
             throw Corrupt(segment, position, header.BaseOffset, "the file is shorter than its committed size");
         var used = 0;
         var next = offset;
@@ -120,6 +141,17 @@ public sealed partial class LogPartition
         var error = new LogCorruptionException(segment.LogPath, position, reason);
         MarkCorrupt(error, fromOffset);
         return error;
+    }
+
+    /// <summary>A task that completes once a record at or after <paramref name="offset"/> may be
+    /// readable: already complete when one is, otherwise the partition's shared signal for its next
+    /// write (faulted when the partition closes). It cannot be cancelled; wait on it together with
+    /// something else (<see cref="Task.WhenAny(Task, Task)"/> takes its continuation off again), so
+    /// that waiting on many partitions throws nothing for the ones that stay quiet.</summary>
+    public Task DataSignal(long offset)
+    {
+        var signal = Volatile.Read(ref _dataArrived);
+        return EndOffset > offset ? Task.CompletedTask : signal.Task;
     }
 
     /// <summary>Completes once a record at or after <paramref name="offset"/> is readable.</summary>

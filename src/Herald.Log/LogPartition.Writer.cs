@@ -132,6 +132,7 @@ public sealed partial class LogPartition
                         next = AddRawBatch(request.RawBatch.Span, next);
                         break;
                 }
+                request.ReleaseOwners(); // copied into the buffer: a pooled source can be reused now
             }
             FinishBatch();
             WriteBuffer();

@@ -25,6 +25,10 @@ public sealed class LogReadResult
 
     public bool IsEmpty => Batches.IsEmpty;
 
+    /// <summary>The pooled array holding <see cref="Batches"/> when the read was given a pool; the
+    /// caller returns it.</summary>
+    public byte[]? RentedArray { get; internal set; }
+
     /// <summary>Decodes the records at or after the requested offset into <paramref name="into"/>.</summary>
     public void DecodeRecords(List<LogRecord> into)
     {

@@ -72,7 +72,8 @@ internal sealed class RecordBatchBuilder
             + Varint.SizeOf(headerCount);
         for (var i = 0; i < headerCount; i++)
         {
-            var hk = Encoding.UTF8.GetByteCount(headers![i].Key);
+            var key = headers![i].Key;
+            var hk = HeaderKeys.KnownUtf8Of(key)?.Length ?? Encoding.UTF8.GetByteCount(key);
             var hv = headers[i].Value.Length;
             bodySize += Varint.SizeOf(hk) + hk + Varint.SizeOf(hv) + hv;
         }
@@ -92,9 +93,17 @@ internal sealed class RecordBatchBuilder
         for (var i = 0; i < headerCount; i++)
         {
             var header = headers![i];
-            var hk = Encoding.UTF8.GetByteCount(header.Key);
-            p += Varint.Write(span[p..], hk);
-            p += Encoding.UTF8.GetBytes(header.Key, span[p..]);
+            if (HeaderKeys.KnownUtf8Of(header.Key) is { } known)
+            {
+                p += Varint.Write(span[p..], known.Length);
+                known.CopyTo(span[p..]);
+                p += known.Length;
+            }
+            else
+            {
+                p += Varint.Write(span[p..], Encoding.UTF8.GetByteCount(header.Key));
+                p += Encoding.UTF8.GetBytes(header.Key, span[p..]);
+            }
             p += Varint.Write(span[p..], header.Value.Length);
             header.Value.Span.CopyTo(span[p..]);
             p += header.Value.Length;

@@ -6,7 +6,7 @@ namespace Herald.Log.Partitions;
 /// <summary>One pending append: its records (one, many, or a ready-made batch) and the pooled
 /// completion the appender awaits. Pooled per partition so that a steady stream of appends
 /// allocates nothing per record (bench scenario log-append).</summary>
-internal sealed class AppendRequest : IValueTaskSource<long>
+internal sealed class AppendRequest : IValueTaskSource<long>, IValueTaskSource
 {
     private const int MaxPooled = 16384; // many outstanding appends complete in bursts (pipeline benchmark)
     // Continuations run inline where the request is completed: the writer never completes one
@@ -38,9 +38,40 @@ internal sealed class AppendRequest : IValueTaskSource<long>
 
     public ValueTask<long> Task => new(this, _core.Version);
 
-    public void Complete(long baseOffset) => _core.SetResult(baseOffset);
+    /// <summary>The same completion without the offset (for appenders that only wait).</summary>
+    public ValueTask UntypedTask => new(this, _core.Version);
 
-    public void Fail(Exception error) => _core.SetException(error);
+    public void Complete(long baseOffset)
+    {
+        ReleaseOwners();
+        _core.SetResult(baseOffset);
+    }
+
+    public void Fail(Exception error)
+    {
+        ReleaseOwners();
+        _core.SetException(error);
+    }
+
+    private bool _released;
+
+    /// <summary>Disposes the records' owners (once): the writer has copied them, or they are given up.</summary>
+    public void ReleaseOwners()
+    {
+        if (_released) return;
+        _released = true;
+        switch (Kind)
+        {
+            case AppendKind.Single:
+                Single.Owner?.Dispose();
+                break;
+            case AppendKind.Many:
+                for (var i = 0; i < Many!.Count; i++) Many[i].Owner?.Dispose();
+                break;
+        }
+    }
+
+    void IValueTaskSource.GetResult(short token) => GetResult(token);
 
     public long GetResult(short token)
     {
@@ -63,6 +94,7 @@ internal sealed class AppendRequest : IValueTaskSource<long>
     {
         var pool = _pool;
         _core.Reset();
+        _released = false;
         Single = default;
         Many = null;
         RawBatch = default;
