@@ -35,9 +35,28 @@ public sealed class EventContext
         CancellationToken = cancellationToken;
     }
 
-    public Envelope Envelope => _envelope ??= _originalTopic is null
-        ? new Envelope(_record)
-        : new Envelope(_record, _originalTopic, _originalPartition, _originalOffset);
+    private bool _finished;
+
+    /// <summary>The event's metadata. Read it while the handler runs: once the handler has
+    /// finished, the record's memory is reused, so an envelope first asked for later cannot be made
+    /// (one made earlier stays valid: it keeps a copy).</summary>
+    public Envelope Envelope => _envelope ??= _finished
+        ? throw new InvalidOperationException("the EventContext's handler has finished: read its Envelope while handling the event")
+        : _originalTopic is null
+            ? new Envelope(_record)
+            : new Envelope(_record, _originalTopic, _originalPartition, _originalOffset);
+
+    /// <summary>The envelope for follow-up events' causation: null once the handler has finished
+    /// without anyone asking for it (a background task that outlives its handler).</summary>
+    internal Envelope? EnvelopeIfAvailable => _envelope ?? (_finished ? null : Envelope);
+
+    /// <summary>The handler is done with the record: an envelope already made copies what it still
+    /// points at in the record's memory, which is about to be reused.</summary>
+    internal void Finish()
+    {
+        _finished = true;
+        _envelope?.Detach();
+    }
 
     // The event being handled on this async flow, so that a handler publishing through an injected
     // IEventPublisher (not only through PublishAsync below) carries correlation and causation too.

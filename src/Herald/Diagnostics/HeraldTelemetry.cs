@@ -34,6 +34,10 @@ public sealed class HeraldTelemetry : IDisposable
     /// pipeline skips reading the clock twice per event (pipeline benchmark).</summary>
     internal bool HandlerMetricsEnabled => _handled.Enabled || _failed.Enabled || _duration.Enabled;
 
+    /// <summary>Whether a publish needs a span or counts toward herald.published: when neither, the
+    /// publisher completes without a state machine of its own (pipeline benchmark).</summary>
+    internal bool ObservesPublishing => _published.Enabled || Source.HasListeners();
+
     internal Activity? StartPublish(string system, string topic)
     {
         if (!Source.HasListeners()) return null;

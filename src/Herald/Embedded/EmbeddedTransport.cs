@@ -29,6 +29,10 @@ public sealed class EmbeddedTransport : ITransport
 
     public string Name => "herald";
 
+    /// <summary>Buffers that consumers read into: up to 64 per size (4 MiB of 64 KiB reads), so
+    /// the pool stays bounded while a prefetch's worth of reads is in use.</summary>
+    internal System.Buffers.ArrayPool<byte> ReadPool { get; } = System.Buffers.ArrayPool<byte>.Create(1024 * 1024, 64);
+
     /// <summary>The log underneath.</summary>
     public EmbeddedLog Log => _log;
 
@@ -44,8 +48,35 @@ public sealed class EmbeddedTransport : ITransport
 
     public int GetPartitionCount(string topic) => Topic(topic).Partitions.Count;
 
-    public ValueTask<long> ProduceAsync(string topic, int partition, OutgoingRecord record, CancellationToken cancellationToken = default) =>
-        Partition(topic, partition).AppendAsync(new NewRecord(record.Key, record.Value, record.Headers, record.TimestampMs), cancellationToken);
+    public ValueTask<long> ProduceAsync(string topic, int partition, OutgoingRecord record, CancellationToken cancellationToken = default)
+    {
+        LogPartition log;
+        try
+        {
+            log = Partition(topic, partition);
+        }
+        catch
+        {
+            record.Owner?.Dispose();
+            throw;
+        }
+        return log.AppendAsync(new NewRecord(record.Key, record.Value, record.Headers, record.TimestampMs) { Owner = record.Owner }, cancellationToken);
+    }
+
+    public ValueTask SendAsync(string topic, int partition, OutgoingRecord record, CancellationToken cancellationToken = default)
+    {
+        LogPartition log;
+        try
+        {
+            log = Partition(topic, partition);
+        }
+        catch
+        {
+            record.Owner?.Dispose();
+            throw;
+        }
+        return log.AppendIgnoringOffsetAsync(new NewRecord(record.Key, record.Value, record.Headers, record.TimestampMs) { Owner = record.Owner }, cancellationToken);
+    }
 
     public PartitionOffsets GetOffsets(string topic, int partition)
     {

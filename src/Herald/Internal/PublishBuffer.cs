@@ -8,8 +8,18 @@ namespace Herald.Internal;
 /// <summary>One outgoing record's bytes: the serialized value and the header values share one
 /// rented array, and the header list is reused, so a publish allocates nothing per event beyond
 /// its id (pipeline benchmark).</summary>
-internal sealed class PublishBuffer : IBufferWriter<byte>, IReadOnlyList<LogHeader>
+internal sealed class PublishBuffer : IBufferWriter<byte>, IReadOnlyList<LogHeader>, IDisposable
 {
+    private Pool? _pool;
+
+    /// <summary>Goes back to its pool: called once by the transport when it has copied the record.</summary>
+    public void Dispose()
+    {
+        var pool = _pool;
+        _pool = null;
+        if (pool is not null) pool.Return(this);
+    }
+
     private const int InitialSize = 512;
     private byte[] _buffer = ArrayPool<byte>.Shared.Rent(InitialSize);
     private int _written;
@@ -113,12 +123,10 @@ internal sealed class PublishBuffer : IBufferWriter<byte>, IReadOnlyList<LogHead
 
         public PublishBuffer Rent()
         {
-            if (_free.TryDequeue(out var b))
-            {
-                Interlocked.Decrement(ref _count);
-                return b;
-            }
-            return new PublishBuffer();
+            if (!_free.TryDequeue(out var b)) b = new PublishBuffer();
+            else Interlocked.Decrement(ref _count);
+            b._pool = this;
+            return b;
         }
 
         public void Return(PublishBuffer buffer)

@@ -36,22 +36,62 @@ internal sealed class Publisher(
         return new Guid(bytes, bigEndian: true);
     }
 
+    /// <summary>Publishes without a state machine of its own when nothing traces or counts publishes:
+    /// the record is built synchronously and the transport's completion is handed back as it is;
+    /// the pooled buffer goes back to its pool when the transport has copied the record (pipeline
+    /// benchmark). With a listener, <see cref="PublishObservedAsync"/> keeps the span open and
+    /// counts the event once it is durable.</summary>
+    public ValueTask PublishAsync<T>(T evt, PublishOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        if (telemetry.ObservesPublishing) return PublishObservedAsync(evt, options, cancellationToken);
+        try
+        {
+            ArgumentNullException.ThrowIfNull(evt);
+            var mapping = map.Get<T>();
+            var partitions = topics.PartitionsAsync(mapping.Topic, cancellationToken);
+            if (!partitions.IsCompletedSuccessfully) return PublishObservedAsync(evt, options, cancellationToken); // the topic is being created
+            var record = Build(evt, mapping, options, partitions.Result, out var partition);
+            return transport.SendAsync(mapping.Topic, partition, record, cancellationToken);
+        }
+        catch (Exception e)
+        {
+            return ValueTask.FromException(e);
+        }
+    }
+
     // Pooled state machines: a durable publish always suspends (it waits for fsync), and a new
     // box per publish was 200 bytes of garbage per event (pipeline benchmark).
     [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
-    public async ValueTask PublishAsync<T>(T evt, PublishOptions? options = null, CancellationToken cancellationToken = default)
+    private async ValueTask PublishObservedAsync<T>(T evt, PublishOptions? options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(evt);
         var mapping = map.Get<T>();
         var partitions = await topics.PartitionsAsync(mapping.Topic, cancellationToken).ConfigureAwait(false);
-        var key = options?.Key ?? mapping.Key?.Invoke(evt);
         using var activity = telemetry.StartPublish(transport.Name, mapping.Topic);
+        try
+        {
+            var record = Build(evt, mapping, options, partitions, out var partition); // after the span starts: it carries its traceparent
+            await transport.SendAsync(mapping.Topic, partition, record, cancellationToken).ConfigureAwait(false);
+            telemetry.Published(mapping.Topic);
+        }
+        catch (Exception e) when (activity is not null)
+        {
+            activity.SetStatus(ActivityStatusCode.Error, e.Message);
+            activity.SetTag("error.type", e.GetType().FullName);
+            throw;
+        }
+    }
+
+    /// <summary>Serializes the event and writes its key and CloudEvents headers into a pooled
+    /// buffer, which the record owns from then on (the transport disposes it).</summary>
+    private OutgoingRecord Build<T>(T evt, EventMapping<T> mapping, PublishOptions? options, int partitions, out int partition)
+    {
+        var key = options?.Key ?? mapping.Key?.Invoke(evt);
         var buffer = _pool.Rent();
         try
         {
             serializer.Serialize(evt, buffer);
             var valueLength = buffer.Written;
-            int partition;
             var keyStart = buffer.Written;
             if (key is not null)
             {
@@ -84,27 +124,16 @@ internal sealed class Publisher(
                 if (current.TraceStateString is { Length: > 0 } state) buffer.AddHeader(HeaderNames.TraceState, state);
             }
             // Inside a handler, follow-up events carry the flow's correlation id and name their cause.
-            var cause = EventContext.Current?.Envelope;
+            var cause = EventContext.Current?.EnvelopeIfAvailable;
             if ((options?.CorrelationId ?? cause?.CorrelationId) is { } correlation) buffer.AddHeader(HeaderNames.CorrelationId, correlation);
             if ((options?.CausationId ?? cause?.Id) is { } causation) buffer.AddHeader(HeaderNames.CausationId, causation);
             buffer.Seal();
-
-            var record = new OutgoingRecord(
-                key is null ? null : buffer.Slice(keyStart, keyLength),
-                buffer.Slice(0, valueLength),
-                buffer);
-            await transport.ProduceAsync(mapping.Topic, partition, record, cancellationToken).ConfigureAwait(false);
-            telemetry.Published(mapping.Topic);
+            return new OutgoingRecord(key is null ? null : buffer.Slice(keyStart, keyLength), buffer.Slice(0, valueLength), buffer) { Owner = buffer };
         }
-        catch (Exception e) when (activity is not null)
+        catch
         {
-            activity.SetStatus(ActivityStatusCode.Error, e.Message);
-            activity.SetTag("error.type", e.GetType().FullName);
+            buffer.Dispose();
             throw;
-        }
-        finally
-        {
-            _pool.Return(buffer);
         }
     }
 }

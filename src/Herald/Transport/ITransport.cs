@@ -18,8 +18,15 @@ public interface ITransport : IAsyncDisposable
     int GetPartitionCount(string topic);
 
     /// <summary>Appends a record to one partition; completes with its offset once it is durable per
-    /// the topic's policy. A full producer buffer makes the caller wait (backpressure).</summary>
+    /// the topic's policy. A full producer buffer makes the caller wait (backpressure). The
+    /// transport disposes <see cref="OutgoingRecord.Owner"/> once it no longer needs the record's
+    /// memory, at the latest when the returned task completes, whatever the outcome.</summary>
     ValueTask<long> ProduceAsync(string topic, int partition, OutgoingRecord record, CancellationToken cancellationToken = default);
+
+    /// <summary><see cref="ProduceAsync"/> for a caller that does not need the offset; a transport
+    /// can then complete it without an extra state machine per record.</summary>
+    async ValueTask SendAsync(string topic, int partition, OutgoingRecord record, CancellationToken cancellationToken = default) =>
+        await ProduceAsync(topic, partition, record, cancellationToken).ConfigureAwait(false);
 
     /// <summary>The first and the next-to-be-written offsets of a partition.</summary>
     PartitionOffsets GetOffsets(string topic, int partition);
@@ -41,7 +48,12 @@ public readonly record struct OutgoingRecord(
     ReadOnlyMemory<byte>? Key,
     ReadOnlyMemory<byte>? Value,
     IReadOnlyList<LogHeader>? Headers,
-    long TimestampMs = -1);
+    long TimestampMs = -1)
+{
+    /// <summary>What holds the record's memory (a pooled buffer), if anything: the transport
+    /// disposes it exactly once, as soon as it has copied the record or given up on it.</summary>
+    public IDisposable? Owner { get; init; }
+}
 
 /// <summary>A record consumed or read from a partition. Key, value and header values are valid
 /// until the record is finished.</summary>
@@ -54,6 +66,10 @@ public readonly record struct TransportRecord(
     ReadOnlyMemory<byte>? Value,
     IReadOnlyList<LogHeader> Headers)
 {
+    /// <summary>The pooled memory the record lives in, if any: released once by whoever finishes
+    /// the record (the subscription pipeline), after which key, value and headers are invalid.</summary>
+    internal RecordLease? Lease { get; init; }
+
     /// <summary>An estimate of the memory the record holds, for prefetch accounting.</summary>
     public int Size
     {
@@ -128,4 +144,11 @@ public interface ITransportConsumer : IAsyncDisposable
     void Pause(IEnumerable<TopicPartition> partitions);
 
     void Resume(IEnumerable<TopicPartition> partitions);
+}
+
+/// <summary>A reference-counted hold on pooled memory that consumed records point into.</summary>
+internal abstract class RecordLease
+{
+    /// <summary>Drops one reference; the memory goes back to its pool with the last.</summary>
+    public abstract void Release();
 }

@@ -113,6 +113,7 @@ internal sealed partial class SubscriptionRunner
             if (lane is null || lane.Revoking || _stopping)
             {
                 ReleaseBudget(record.Topic, 1, record.Size); // fetched just before a revoke: the next owner reads it again
+                record.Lease?.Release();
                 continue;
             }
             var isRetry = record.Topic == lane.RetryTopic;
@@ -273,7 +274,14 @@ internal sealed partial class SubscriptionRunner
         var dropRest = lane.Revoking || (_stopping && (!done || _droppedAfterAbort));
         if (work.Key is { } key && lane.Keys.TryGetValue(key, out var waiting))
         {
-            if (!dropRest && waiting.TryDequeue(out var next)) _ready.Enqueue(next);
+            if (!dropRest && waiting.TryDequeue(out var next))
+            {
+                // The entry's key bytes may live in this record's pooled read, which goes back to
+                // its pool below: key the entry by the record that now heads the key instead.
+                lane.Keys.Remove(key);
+                lane.Keys[next.Key!.Value] = waiting;
+                _ready.Enqueue(next);
+            }
             else
             {
                 while (waiting.TryDequeue(out var dropped)) Drop(dropped);

@@ -53,7 +53,7 @@ internal sealed partial class SubscriptionRunner
                 var batch = _batchLists.TryDequeue(out var reused) ? reused : new List<TransportRecord>(64);
                 try
                 {
-                    if (maxRecords == 0) await Task.Delay(Timeout.Infinite, linked.Token).ConfigureAwait(false);
+                    if (maxRecords == 0) await Task.Delay(Timeout.Infinite, linked.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing); // woken: no exception
                     else await _consumer.FetchAsync(batch, Math.Min(maxRecords, FetchRecords), Math.Max(maxBytes, 1), linked.Token).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (!stop.IsCancellationRequested)

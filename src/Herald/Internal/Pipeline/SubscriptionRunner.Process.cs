@@ -204,6 +204,7 @@ internal sealed partial class SubscriptionRunner
             finally
             {
                 await DisposeScopeQuietlyAsync(context).ConfigureAwait(false);
+                context.Finish();
             }
 
             if (work.Round < _options.Retry.Delayed.Count)

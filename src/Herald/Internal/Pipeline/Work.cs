@@ -64,7 +64,9 @@ internal sealed class Work
 
     public void Clear()
     {
-        Record = default;
+        var lease = Record.Lease;
+        Record = default; // cleared first: a second Clear must not release again
+        lease?.Release();
         Lane = null!;
         Batch = null;
         DueTimer = null;
