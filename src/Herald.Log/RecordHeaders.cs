@@ -18,6 +18,44 @@ public sealed class RecordHeaders : IReadOnlyList<LogHeader>
         Count = count;
     }
 
+    /// <summary>Headers already in the stored form: <paramref name="count"/> key/value pairs, each
+    /// field a zig-zag varint length and its bytes (see <see cref="WriteField"/>). The log copies
+    /// them into a batch as they are, without encoding each header again (pipeline benchmark).</summary>
+    /// <exception cref="ArgumentException">The fields are malformed; the message names the byte offset.</exception>
+    public static RecordHeaders FromEncoded(ReadOnlyMemory<byte> fields, int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        var span = fields.Span;
+        var pos = 0;
+        for (var i = 0; i < 2 * count; i++)
+        {
+            if (!Varint.TryRead(span[pos..], out int length, out var n) || length < 0 || pos + n + length > span.Length)
+                throw new ArgumentException($"header {i / 2}: the {(i % 2 == 0 ? "key" : "value")} field at byte {pos} is malformed or runs past the end ({span.Length} bytes)", nameof(fields));
+            pos += n + length;
+        }
+        if (pos != span.Length) throw new ArgumentException($"{span.Length - pos} bytes follow the {count} headers, from byte {pos}", nameof(fields));
+        return new RecordHeaders(fields, count);
+    }
+
+    /// <summary>Writes one field of the stored form (a zig-zag varint length, then the bytes) and
+    /// returns the bytes written: at most 5 more than <paramref name="value"/>.</summary>
+    public static int WriteField(Span<byte> destination, ReadOnlySpan<byte> value)
+    {
+        var n = Varint.Write(destination, value.Length);
+        value.CopyTo(destination[n..]);
+        return n + value.Length;
+    }
+
+    /// <summary>Writes just a field's length prefix (its bytes follow): returns the bytes written, at most 5.</summary>
+    public static int WriteFieldLength(Span<byte> destination, int length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        return Varint.Write(destination, length);
+    }
+
+    /// <summary>The stored form: the fields after the count.</summary>
+    internal ReadOnlySpan<byte> Encoded => _raw.Span;
+
     public int Count { get; }
 
     /// <summary>The stored size of the headers in bytes.</summary>

@@ -30,7 +30,8 @@ internal sealed class RecordBatchBuilder
     public static int MaxEncodedSize(in NewRecord record)
     {
         long size = MaxRecordOverhead + (record.Key?.Length ?? 0) + (record.Value?.Length ?? 0);
-        if (record.Headers is { } headers)
+        if (record.Headers is RecordHeaders encoded) size += MaxHeaderOverhead + encoded.StoredLength;
+        else if (record.Headers is { } headers)
         {
             for (var i = 0; i < headers.Count; i++)
                 size += MaxHeaderOverhead + Encoding.UTF8.GetMaxByteCount(headers[i].Key.Length) + headers[i].Value.Length;
@@ -70,7 +71,9 @@ internal sealed class RecordBatchBuilder
             + Varint.SizeOf(keyLen) + Math.Max(keyLen, 0)
             + Varint.SizeOf(valueLen) + Math.Max(valueLen, 0)
             + Varint.SizeOf(headerCount);
-        for (var i = 0; i < headerCount; i++)
+        var encoded = headers as RecordHeaders; // already in the stored form: copied as it is
+        if (encoded is not null) bodySize += encoded.StoredLength;
+        else for (var i = 0; i < headerCount; i++)
         {
             var key = headers![i].Key;
             var hk = HeaderKeys.KnownUtf8Of(key)?.Length ?? Encoding.UTF8.GetByteCount(key);
@@ -90,7 +93,12 @@ internal sealed class RecordBatchBuilder
         p += Varint.Write(span[p..], valueLen);
         if (valueLen > 0) { record.Value!.Value.Span.CopyTo(span[p..]); p += valueLen; }
         p += Varint.Write(span[p..], headerCount);
-        for (var i = 0; i < headerCount; i++)
+        if (encoded is not null)
+        {
+            encoded.Encoded.CopyTo(span[p..]);
+            p += encoded.StoredLength;
+        }
+        else for (var i = 0; i < headerCount; i++)
         {
             var header = headers![i];
             if (HeaderKeys.KnownUtf8Of(header.Key) is { } known)

@@ -1,14 +1,13 @@
 using System.Buffers;
-using System.Collections;
 using System.Collections.Concurrent;
 using Herald.Log;
 
 namespace Herald.Internal;
 
-/// <summary>One outgoing record's bytes: the serialized value and the header values share one
-/// rented array, and the header list is reused, so a publish allocates nothing per event beyond
-/// its id (pipeline benchmark).</summary>
-internal sealed class PublishBuffer : IBufferWriter<byte>, IReadOnlyList<LogHeader>, IDisposable
+/// <summary>One outgoing record's bytes: the serialized value, the key and the headers (already in
+/// the log's stored form) share one rented array, so a publish allocates almost nothing per event
+/// and the log copies the headers without encoding them again (pipeline benchmark).</summary>
+internal sealed class PublishBuffer : IBufferWriter<byte>, IDisposable
 {
     private Pool? _pool;
 
@@ -23,8 +22,6 @@ internal sealed class PublishBuffer : IBufferWriter<byte>, IReadOnlyList<LogHead
     private const int InitialSize = 512;
     private byte[] _buffer = ArrayPool<byte>.Shared.Rent(InitialSize);
     private int _written;
-    private readonly LogHeader[] _headers = new LogHeader[16];
-    private int _headerCount;
 
     public int Written => _written;
 
@@ -54,44 +51,52 @@ internal sealed class PublishBuffer : IBufferWriter<byte>, IReadOnlyList<LogHead
         _buffer = bigger;
     }
 
-    private readonly int[] _starts = new int[16];
-    private readonly int[] _lengths = new int[16];
-    private int _inBuffer; // bit i: header i's value lives in this buffer, at _starts[i]
+    private int _headersStart;
+    private int _headerCount;
 
-    /// <summary>Adds a header with a value held elsewhere (such as a cached type name).</summary>
-    public void AddHeader(string key, ReadOnlyMemory<byte> value) => _headers[_headerCount++] = new LogHeader(key, value);
-
-    /// <summary>Adds a header, writing its text value into this buffer.</summary>
-    public void AddHeader(string key, string value)
+    /// <summary>Header fields go after everything written so far.</summary>
+    public void BeginHeaders()
     {
-        var start = _written;
-        Advance(System.Text.Encoding.UTF8.GetBytes(value, GetSpan(System.Text.Encoding.UTF8.GetMaxByteCount(value.Length))));
-        AddHeaderWritten(key, start);
+        _headersStart = _written;
+        _headerCount = 0;
     }
 
-    /// <summary>Records the bytes written since <paramref name="start"/> as a header value.</summary>
-    public void AddHeaderWritten(string key, int start)
+    /// <summary>Adds a header whose key field (see <see cref="Field"/>) and value bytes are known.</summary>
+    public void AddHeader(byte[] keyField, ReadOnlySpan<byte> value)
     {
-        _inBuffer |= 1 << _headerCount;
-        _starts[_headerCount] = start;
-        _lengths[_headerCount] = _written - start;
-        _headers[_headerCount++] = new LogHeader(key, default);
+        var span = GetSpan(keyField.Length + 5 + value.Length);
+        keyField.CopyTo(span);
+        Advance(keyField.Length + RecordHeaders.WriteField(span[keyField.Length..], value));
+        _headerCount++;
     }
 
-    /// <summary>Points the header values written into this buffer at its final array; call once
-    /// all writing is done, since the array may be replaced as it grows.</summary>
-    public void Seal()
+    /// <summary>Adds a header with a text value, written as UTF-8.</summary>
+    public void AddHeader(byte[] keyField, string value)
     {
-        for (var i = 0; i < _headerCount; i++)
-            if ((_inBuffer & (1 << i)) != 0) _headers[i] = new LogHeader(_headers[i].Key, _buffer.AsMemory(_starts[i], _lengths[i]));
+        var length = System.Text.Encoding.UTF8.GetByteCount(value);
+        var span = GetSpan(keyField.Length + 5 + length);
+        keyField.CopyTo(span);
+        var p = keyField.Length + RecordHeaders.WriteFieldLength(span[keyField.Length..], length);
+        Advance(p + System.Text.Encoding.UTF8.GetBytes(value, span[p..]));
+        _headerCount++;
+    }
+
+    /// <summary>The headers added since <see cref="BeginHeaders"/>, in the log's stored form: the
+    /// log copies them as they are. Call once all writing is done (the array may grow until then).</summary>
+    public RecordHeaders Headers() => RecordHeaders.FromEncoded(_buffer.AsMemory(_headersStart, _written - _headersStart), _headerCount);
+
+    /// <summary>A header key's stored field (its length, then its UTF-8 bytes), made once per name.</summary>
+    public static byte[] Field(string key)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(key);
+        var field = new byte[bytes.Length + 5];
+        return field.AsSpan(0, RecordHeaders.WriteField(field, bytes)).ToArray();
     }
 
     public void Reset()
     {
-        Array.Clear(_headers, 0, _headerCount);
         _written = 0;
         _headerCount = 0;
-        _inBuffer = 0;
         // A pooled buffer keeps at most 4 KiB: after a burst of large events the pool (up to 8,192
         // buffers) must not hold their arrays.
         if (_buffer.Length > 4 * 1024)
@@ -100,17 +105,6 @@ internal sealed class PublishBuffer : IBufferWriter<byte>, IReadOnlyList<LogHead
             _buffer = ArrayPool<byte>.Shared.Rent(InitialSize);
         }
     }
-
-    public int Count => _headerCount;
-
-    public LogHeader this[int index] => (uint)index < (uint)_headerCount ? _headers[index] : throw new ArgumentOutOfRangeException(nameof(index));
-
-    public IEnumerator<LogHeader> GetEnumerator()
-    {
-        for (var i = 0; i < _headerCount; i++) yield return _headers[i];
-    }
-
-    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 
     /// <summary>A small bounded pool: a buffer comes back once its append completed.</summary>
     public sealed class Pool

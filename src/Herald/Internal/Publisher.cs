@@ -17,6 +17,11 @@ internal sealed class Publisher(
     HeraldOptions options) : IEventPublisher
 {
     private static readonly ReadOnlyMemory<byte> SpecVersion = "1.0"u8.ToArray();
+    private static readonly byte[] TypeField = PublishBuffer.Field(HeaderNames.Type), IdField = PublishBuffer.Field(HeaderNames.Id),
+        SourceField = PublishBuffer.Field(HeaderNames.Source), SpecVersionField = PublishBuffer.Field(HeaderNames.SpecVersion),
+        TimeField = PublishBuffer.Field(HeaderNames.Time), ContentTypeField = PublishBuffer.Field(HeaderNames.ContentType),
+        TraceParentField = PublishBuffer.Field(HeaderNames.TraceParent), TraceStateField = PublishBuffer.Field(HeaderNames.TraceState),
+        CorrelationIdField = PublishBuffer.Field(HeaderNames.CorrelationId), CausationIdField = PublishBuffer.Field(HeaderNames.CausationId);
     private readonly ReadOnlyMemory<byte> _source = Encoding.UTF8.GetBytes(options.Source);
     private readonly ReadOnlyMemory<byte> _contentType = Encoding.UTF8.GetBytes(serializer.ContentType);
     private readonly PublishBuffer.Pool _pool = new();
@@ -102,33 +107,30 @@ internal sealed class Publisher(
             var keyLength = buffer.Written - keyStart;
 
             // ce_type first: every consumer looks it up for every event, scanning headers in order.
-            buffer.AddHeader(HeaderNames.Type, mapping.NameUtf8);
-            var idStart = buffer.Written;
-            if (options?.Id is { } id) buffer.Advance(Encoding.UTF8.GetBytes(id, buffer.GetSpan(Encoding.UTF8.GetMaxByteCount(id.Length))));
+            buffer.BeginHeaders();
+            buffer.AddHeader(TypeField, mapping.NameUtf8);
+            Span<byte> scratch = stackalloc byte[40];
+            if (options?.Id is { } id) buffer.AddHeader(IdField, id);
             else
             {
-                NextId().TryFormat(buffer.GetSpan(36), out var n);
-                buffer.Advance(n);
+                NextId().TryFormat(scratch, out var n);
+                buffer.AddHeader(IdField, scratch[..n]);
             }
-            buffer.AddHeaderWritten(HeaderNames.Id, idStart);
-            buffer.AddHeader(HeaderNames.Source, _source);
-            buffer.AddHeader(HeaderNames.SpecVersion, SpecVersion);
-            var timeStart = buffer.Written;
-            DateTime.UtcNow.TryFormat(buffer.GetSpan(40), out var tn, "O");
-            buffer.Advance(tn);
-            buffer.AddHeaderWritten(HeaderNames.Time, timeStart);
-            buffer.AddHeader(HeaderNames.ContentType, _contentType);
+            buffer.AddHeader(SourceField, _source.Span);
+            buffer.AddHeader(SpecVersionField, SpecVersion.Span);
+            DateTime.UtcNow.TryFormat(scratch, out var tn, "O");
+            buffer.AddHeader(TimeField, scratch[..tn]);
+            buffer.AddHeader(ContentTypeField, _contentType.Span);
             if (Activity.Current is { IdFormat: ActivityIdFormat.W3C } current)
             {
-                buffer.AddHeader(HeaderNames.TraceParent, current.Id!);
-                if (current.TraceStateString is { Length: > 0 } state) buffer.AddHeader(HeaderNames.TraceState, state);
+                buffer.AddHeader(TraceParentField, current.Id!);
+                if (current.TraceStateString is { Length: > 0 } state) buffer.AddHeader(TraceStateField, state);
             }
             // Inside a handler, follow-up events carry the flow's correlation id and name their cause.
             var cause = EventContext.Current?.EnvelopeIfAvailable;
-            if ((options?.CorrelationId ?? cause?.CorrelationId) is { } correlation) buffer.AddHeader(HeaderNames.CorrelationId, correlation);
-            if ((options?.CausationId ?? cause?.Id) is { } causation) buffer.AddHeader(HeaderNames.CausationId, causation);
-            buffer.Seal();
-            return new OutgoingRecord(key is null ? null : buffer.Slice(keyStart, keyLength), buffer.Slice(0, valueLength), buffer) { Owner = buffer };
+            if ((options?.CorrelationId ?? cause?.CorrelationId) is { } correlation) buffer.AddHeader(CorrelationIdField, correlation);
+            if ((options?.CausationId ?? cause?.Id) is { } causation) buffer.AddHeader(CausationIdField, causation);
+            return new OutgoingRecord(key is null ? null : buffer.Slice(keyStart, keyLength), buffer.Slice(0, valueLength), buffer.Headers()) { Owner = buffer };
         }
         catch
         {
