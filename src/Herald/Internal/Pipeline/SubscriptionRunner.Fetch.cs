@@ -68,9 +68,13 @@ internal sealed partial class SubscriptionRunner
                 }
                 int mainRecords = 0, retryRecords = 0;
                 long mainBytes = 0, retryBytes = 0;
+                string? lastTopic = null;
+                var lastIsRetry = false;
                 foreach (var r in batch)
                 {
-                    if (_retryTopics.Contains(r.Topic)) { retryRecords++; retryBytes += r.Size; }
+                    // Records of a fetch mostly share a topic: look it up when it changes.
+                    if (!ReferenceEquals(r.Topic, lastTopic)) (lastTopic, lastIsRetry) = (r.Topic, _retryTopics.Contains(r.Topic));
+                    if (lastIsRetry) { retryRecords++; retryBytes += r.Size; }
                     else { mainRecords++; mainBytes += r.Size; }
                 }
                 _mainBudget.Take(mainRecords, mainBytes);

@@ -97,10 +97,23 @@ internal sealed partial class SubscriptionRunner
     private bool IsForOtherGroups(Work work)
     {
         work.TypeName = Headers.Find(work.Record.Headers, HeaderNames.Type);
-        work.Mapping = work.TypeName is { } name && _rt.Map.TryGet(name, out var mapping) ? mapping : null;
-        work.Binding = work.Mapping is { } m && _sub.Bindings.TryGetValue(m, out var binding) ? binding : null;
+        if (work.TypeName is { } name && _lastMapping is { } last && name.Span.SequenceEqual(last.NameUtf8))
+        {
+            // Records mostly come in runs of one type: compare with the last one before hashing.
+            work.Mapping = last;
+            work.Binding = _lastBinding;
+        }
+        else
+        {
+            work.Mapping = work.TypeName is { } n && _rt.Map.TryGet(n, out var mapping) ? mapping : null;
+            work.Binding = work.Mapping is { } m && _sub.Bindings.TryGetValue(m, out var binding) ? binding : null;
+            if (work.Mapping is not null) (_lastMapping, _lastBinding) = (work.Mapping, work.Binding);
+        }
         return work.Mapping is not null && work.Binding is null;
     }
+
+    private EventMapping? _lastMapping; // dispatcher only
+    private Subscriptions.HandlerBinding? _lastBinding;
 
     /// <summary>For a key with events in the retry topic or dead letters: keeps its order.</summary>
     private async ValueTask<bool> RouteBlockedKeyAsync(Work work, ReadOnlyMemory<byte> key)
