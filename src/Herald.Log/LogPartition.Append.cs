@@ -45,6 +45,7 @@ public sealed partial class LogPartition
     private Exception? RefuseSingle(in NewRecord record, out int size)
     {
         size = RecordBatch.HeaderSize + RecordBatchBuilder.MaxEncodedSize(record);
+        if (BadHeaders(record) is { } bad) return bad;
         if (size > _options.MaxBatchBytes) return TooLarge(size, "record");
         if (_options.Cleanup == CleanupPolicy.Compact && record.Key is null) return NullKeyOnCompacted();
         return null;
@@ -83,6 +84,7 @@ public sealed partial class LogPartition
         {
             var size = RecordBatch.HeaderSize + RecordBatchBuilder.MaxEncodedSize(records[i]);
             if (size > _options.MaxBatchBytes) return TooLarge(size, $"record {i}");
+            if (BadHeaders(records[i]) is { } bad) return bad;
             if (_options.Cleanup == CleanupPolicy.Compact && records[i].Key is null) return NullKeyOnCompacted();
             total += size - RecordBatch.HeaderSize;
         }
@@ -122,6 +124,13 @@ public sealed partial class LogPartition
         request.Bytes = batch.Length;
         return Enqueue(request, cancellationToken) ? request.Task : EnqueueWhenRoomAsync(request, cancellationToken);
     }
+
+    /// <summary>Headers handed over in the stored form must be well-formed: they are copied as they are.
+    /// (RecordHeaders were checked when made or read.)</summary>
+    private static ArgumentException? BadHeaders(in NewRecord record) =>
+        record.Headers is IEncodedHeaders encoded and not RecordHeaders && RecordHeaders.Check(encoded.EncodedFields, encoded.Count) is { } error
+            ? new ArgumentException($"encoded headers: {error}", nameof(record))
+            : null;
 
     private RecordTooLargeException TooLarge(long size, string what) => new(Topic, Id, size, _options.MaxBatchBytes, what);
 

@@ -7,7 +7,7 @@ namespace Herald.Log;
 /// up by name scans the stored bytes without allocating, and the list is built on first index
 /// (pipeline benchmark: decoding every header of every record was the largest cost per event
 /// after the payload). The batch was validated when read, so its framing is known to be sound.</summary>
-public sealed class RecordHeaders : IReadOnlyList<LogHeader>
+public sealed class RecordHeaders : IEncodedHeaders
 {
     private readonly ReadOnlyMemory<byte> _raw;
     private LogHeader[]? _parsed;
@@ -25,16 +25,22 @@ public sealed class RecordHeaders : IReadOnlyList<LogHeader>
     public static RecordHeaders FromEncoded(ReadOnlyMemory<byte> fields, int count)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(count);
-        var span = fields.Span;
+        if (Check(fields.Span, count) is { } error) throw new ArgumentException(error, nameof(fields));
+        return new RecordHeaders(fields, count);
+    }
+
+    /// <summary>Null when <paramref name="fields"/> are <paramref name="count"/> well-formed
+    /// key/value pairs and nothing else; otherwise what is wrong, with its byte offset.</summary>
+    public static string? Check(ReadOnlySpan<byte> fields, int count)
+    {
         var pos = 0;
         for (var i = 0; i < 2 * count; i++)
         {
-            if (!Varint.TryRead(span[pos..], out int length, out var n) || length < 0 || pos + n + length > span.Length)
-                throw new ArgumentException($"header {i / 2}: the {(i % 2 == 0 ? "key" : "value")} field at byte {pos} is malformed or runs past the end ({span.Length} bytes)", nameof(fields));
+            if (!Varint.TryRead(fields[pos..], out int length, out var n) || length < 0 || pos + n + length > fields.Length)
+                return $"header {i / 2}: the {(i % 2 == 0 ? "key" : "value")} field at byte {pos} is malformed or runs past the end ({fields.Length} bytes)";
             pos += n + length;
         }
-        if (pos != span.Length) throw new ArgumentException($"{span.Length - pos} bytes follow the {count} headers, from byte {pos}", nameof(fields));
-        return new RecordHeaders(fields, count);
+        return pos == fields.Length ? null : $"{fields.Length - pos} bytes follow the {count} headers, from byte {pos}";
     }
 
     /// <summary>Writes one field of the stored form (a zig-zag varint length, then the bytes) and
@@ -54,7 +60,7 @@ public sealed class RecordHeaders : IReadOnlyList<LogHeader>
     }
 
     /// <summary>The stored form: the fields after the count.</summary>
-    internal ReadOnlySpan<byte> Encoded => _raw.Span;
+    public ReadOnlySpan<byte> EncodedFields => _raw.Span;
 
     public int Count { get; }
 
@@ -123,4 +129,13 @@ public sealed class RecordHeaders : IReadOnlyList<LogHeader>
     public IEnumerator<LogHeader> GetEnumerator() => ((IEnumerable<LogHeader>)Parsed()).GetEnumerator();
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+}
+
+/// <summary>Headers a producer already holds in the log's stored form: <see cref="IReadOnlyCollection{T}.Count"/>
+/// key/value pairs, each field a zig-zag varint length and its bytes (see
+/// <see cref="RecordHeaders.WriteField"/>). The log copies <see cref="EncodedFields"/> into a batch
+/// as they are, after checking them (<see cref="RecordHeaders.Check"/>) when the append is made.</summary>
+public interface IEncodedHeaders : IReadOnlyList<LogHeader>
+{
+    ReadOnlySpan<byte> EncodedFields { get; }
 }

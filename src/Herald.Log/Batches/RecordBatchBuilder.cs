@@ -30,7 +30,7 @@ internal sealed class RecordBatchBuilder
     public static int MaxEncodedSize(in NewRecord record)
     {
         long size = MaxRecordOverhead + (record.Key?.Length ?? 0) + (record.Value?.Length ?? 0);
-        if (record.Headers is RecordHeaders encoded) size += MaxHeaderOverhead + encoded.StoredLength;
+        if (record.Headers is IEncodedHeaders encoded) size += MaxHeaderOverhead + encoded.EncodedFields.Length;
         else if (record.Headers is { } headers)
         {
             for (var i = 0; i < headers.Count; i++)
@@ -71,8 +71,8 @@ internal sealed class RecordBatchBuilder
             + Varint.SizeOf(keyLen) + Math.Max(keyLen, 0)
             + Varint.SizeOf(valueLen) + Math.Max(valueLen, 0)
             + Varint.SizeOf(headerCount);
-        var encoded = headers as RecordHeaders; // already in the stored form: copied as it is
-        if (encoded is not null) bodySize += encoded.StoredLength;
+        var encoded = headers as IEncodedHeaders; // already in the stored form: copied as it is
+        if (encoded is not null) bodySize += encoded.EncodedFields.Length;
         else for (var i = 0; i < headerCount; i++)
         {
             var key = headers![i].Key;
@@ -95,8 +95,9 @@ internal sealed class RecordBatchBuilder
         p += Varint.Write(span[p..], headerCount);
         if (encoded is not null)
         {
-            encoded.Encoded.CopyTo(span[p..]);
-            p += encoded.StoredLength;
+            var fields = encoded.EncodedFields;
+            fields.CopyTo(span[p..]);
+            p += fields.Length;
         }
         else for (var i = 0; i < headerCount; i++)
         {

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Collections;
 using System.Collections.Concurrent;
 using Herald.Log;
 
@@ -7,7 +8,7 @@ namespace Herald.Internal;
 /// <summary>One outgoing record's bytes: the serialized value, the key and the headers (already in
 /// the log's stored form) share one rented array, so a publish allocates almost nothing per event
 /// and the log copies the headers without encoding them again (pipeline benchmark).</summary>
-internal sealed class PublishBuffer : IBufferWriter<byte>, IDisposable
+internal sealed class PublishBuffer : IBufferWriter<byte>, IEncodedHeaders, IDisposable
 {
     private Pool? _pool;
 
@@ -59,6 +60,7 @@ internal sealed class PublishBuffer : IBufferWriter<byte>, IDisposable
     {
         _headersStart = _written;
         _headerCount = 0;
+        _decoded = null;
     }
 
     /// <summary>Adds a header whose key field (see <see cref="Field"/>) and value bytes are known.</summary>
@@ -81,9 +83,23 @@ internal sealed class PublishBuffer : IBufferWriter<byte>, IDisposable
         _headerCount++;
     }
 
-    /// <summary>The headers added since <see cref="BeginHeaders"/>, in the log's stored form: the
-    /// log copies them as they are. Call once all writing is done (the array may grow until then).</summary>
-    public RecordHeaders Headers() => RecordHeaders.FromEncoded(_buffer.AsMemory(_headersStart, _written - _headersStart), _headerCount);
+    /// <summary>The headers added since <see cref="BeginHeaders"/> (the last thing written), in the
+    /// log's stored form: the log copies them as they are. The buffer itself is the record's header
+    /// list, so a publish allocates no list (pipeline benchmark).</summary>
+    public ReadOnlySpan<byte> EncodedFields => _buffer.AsSpan(_headersStart, _written - _headersStart);
+
+    public int Count => _headerCount;
+
+    // The list view, for transports that want headers one by one: decoded when first asked for.
+    private RecordHeaders? _decoded;
+
+    private RecordHeaders Decoded() => _decoded ??= RecordHeaders.FromEncoded(_buffer.AsMemory(_headersStart, _written - _headersStart), _headerCount);
+
+    public LogHeader this[int index] => Decoded()[index];
+
+    public IEnumerator<LogHeader> GetEnumerator() => Decoded().GetEnumerator();
+
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 
     /// <summary>A header key's stored field (its length, then its UTF-8 bytes), made once per name.</summary>
     public static byte[] Field(string key)
@@ -97,6 +113,8 @@ internal sealed class PublishBuffer : IBufferWriter<byte>, IDisposable
     {
         _written = 0;
         _headerCount = 0;
+        _headersStart = 0;
+        _decoded = null;
         // A pooled buffer keeps at most 4 KiB: after a burst of large events the pool (up to 8,192
         // buffers) must not hold their arrays.
         if (_buffer.Length > 4 * 1024)

@@ -130,7 +130,7 @@ internal sealed class Publisher(
             var cause = EventContext.Current?.EnvelopeIfAvailable;
             if ((options?.CorrelationId ?? cause?.CorrelationId) is { } correlation) buffer.AddHeader(CorrelationIdField, correlation);
             if ((options?.CausationId ?? cause?.Id) is { } causation) buffer.AddHeader(CausationIdField, causation);
-            return new OutgoingRecord(key is null ? null : buffer.Slice(keyStart, keyLength), buffer.Slice(0, valueLength), buffer.Headers()) { Owner = buffer };
+            return new OutgoingRecord(key is null ? null : buffer.Slice(keyStart, keyLength), buffer.Slice(0, valueLength), buffer) { Owner = buffer };
         }
         catch
         {
