@@ -8,7 +8,7 @@ public sealed class BenchOptions
 {
     public const string Usage =
         "usage: Herald.Bench <log-append|log-latency|log-read|raw-group-commit|pipeline> [--count N] [--size BYTES] [--appenders A] " +
-        "[--batch B] [--window W] [--rate R] [--pace yield|burst] [--rounds K] [--keys K] [--partitions P] [--dir PATH]";
+        "[--batch B] [--window W] [--rate R] [--pace yield|burst] [--rounds K] [--warmup W] [--keys K] [--partitions P] [--dir PATH]";
 
     public required string Scenario { get; init; }
     public long? Count { get; private set; }
@@ -18,6 +18,10 @@ public sealed class BenchOptions
     public int? Window { get; private set; }
     public int? Rate { get; private set; }
     public int? Rounds { get; private set; }
+
+    /// <summary>Unmeasured rounds before the measured ones (pipeline): the runtime's tiered JIT
+    /// goes on compiling in the background for several seconds after start.</summary>
+    public int? Warmup { get; private set; }
 
     /// <summary>Distinct record keys (pipeline); 0 publishes without keys.</summary>
     public int? Keys { get; private set; }
@@ -51,6 +55,7 @@ public sealed class BenchOptions
                 case "--window": options.Window = (int)Positive(name, value); break;
                 case "--rate": options.Rate = (int)Positive(name, value); break;
                 case "--rounds": options.Rounds = (int)Positive(name, value); break;
+                case "--warmup": options.Warmup = (int)Positive(name, value, allowZero: true); break;
                 case "--keys": options.Keys = (int)Positive(name, value, allowZero: true); break;
                 case "--partitions": options.Partitions = (int)Positive(name, value); break;
                 case "--pace":
