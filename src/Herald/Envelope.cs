@@ -10,28 +10,21 @@ namespace Herald;
 /// headers when first asked for.</summary>
 public sealed class Envelope
 {
-    private IReadOnlyList<LogHeader> _headers;
-    private ReadOnlyMemory<byte>? _key;
+    private readonly IReadOnlyList<LogHeader> _headers;
+    private readonly ReadOnlyMemory<byte>? _key;
     private string? _id, _type, _source, _correlationId, _causationId, _traceParent;
 
     internal Envelope(in TransportRecord record, string? originalTopic = null, int? originalPartition = null, long? originalOffset = null)
     {
-        _headers = record.Headers;
-        _key = record.Key;
+        // Copies: the record's memory is reused once its handler has finished, the envelope may live on.
+        _headers = record.Headers is RecordHeaders stored
+            ? RecordHeaders.FromEncoded(stored.EncodedFields.ToArray(), stored.Count)
+            : [.. record.Headers.Select(h => new LogHeader(h.Key, h.Value.ToArray()))];
+        _key = record.Key?.ToArray();
         Topic = originalTopic ?? record.Topic;
         Partition = originalPartition ?? record.Partition;
         Offset = originalOffset ?? record.Offset;
         TimestampMs = record.TimestampMs;
-    }
-
-    /// <summary>Copies the key and headers out of the record's memory, which its pipeline is about
-    /// to reuse.</summary>
-    internal void Detach()
-    {
-        if (_key is { } key) _key = key.ToArray();
-        var copy = new LogHeader[_headers.Count];
-        for (var i = 0; i < copy.Length; i++) copy[i] = new LogHeader(_headers[i].Key, _headers[i].Value.ToArray());
-        _headers = copy;
     }
 
     /// <summary>The topic the event was published to (for a retried event, its original topic).</summary>

@@ -35,27 +35,37 @@ public sealed class EventContext
         CancellationToken = cancellationToken;
     }
 
-    private bool _finished;
+    private bool _finished; // under lock (this), with _envelope
 
     /// <summary>The event's metadata. Read it while the handler runs: once the handler has
     /// finished, the record's memory is reused, so an envelope first asked for later cannot be made
-    /// (one made earlier stays valid: it keeps a copy).</summary>
-    public Envelope Envelope => _envelope ??= _finished
-        ? throw new InvalidOperationException("the EventContext's handler has finished: read its Envelope while handling the event")
-        : _originalTopic is null
-            ? new Envelope(_record)
-            : new Envelope(_record, _originalTopic, _originalPartition, _originalOffset);
+    /// (one made earlier stays valid: it holds a copy of the key and headers).</summary>
+    public Envelope Envelope => EnvelopeIfAvailable
+        ?? throw new InvalidOperationException("the EventContext's handler has finished: read its Envelope while handling the event");
 
-    /// <summary>The envelope for follow-up events' causation: null once the handler has finished
-    /// without anyone asking for it (a background task that outlives its handler).</summary>
-    internal Envelope? EnvelopeIfAvailable => _envelope ?? (_finished ? null : Envelope);
+    /// <summary>The envelope, or null once the handler has finished without anyone asking for it
+    /// (a background task that outlives its handler): follow-up events then carry no causation.</summary>
+    internal Envelope? EnvelopeIfAvailable
+    {
+        get
+        {
+            if (Volatile.Read(ref _envelope) is { } made) return made;
+            // Made under the lock that Finish takes: a background thread either copies the record
+            // before the pipeline lets its memory go, or sees that it is gone.
+            lock (this)
+            {
+                if (_envelope is not null || _finished) return _envelope;
+                return _envelope = _originalTopic is null
+                    ? new Envelope(_record)
+                    : new Envelope(_record, _originalTopic, _originalPartition, _originalOffset);
+            }
+        }
+    }
 
-    /// <summary>The handler is done with the record: an envelope already made copies what it still
-    /// points at in the record's memory, which is about to be reused.</summary>
+    /// <summary>The handler is done with the record, whose memory is about to be reused.</summary>
     internal void Finish()
     {
-        _finished = true;
-        _envelope?.Detach();
+        lock (this) _finished = true;
     }
 
     // The event being handled on this async flow, so that a handler publishing through an injected
@@ -92,7 +102,9 @@ public sealed class EventContext
 
     /// <summary>Publishes a follow-up event with this event's correlation id and this event as its cause.</summary>
     public ValueTask PublishAsync<T>(T evt, string? key = null, CancellationToken cancellationToken = default) =>
-        _publisher.PublishAsync(evt, new PublishOptions { Key = key, CorrelationId = Envelope.CorrelationId, CausationId = Envelope.Id }, cancellationToken);
+        _publisher.PublishAsync(evt, EnvelopeIfAvailable is { } cause
+            ? new PublishOptions { Key = key, CorrelationId = cause.CorrelationId, CausationId = cause.Id }
+            : new PublishOptions { Key = key }, cancellationToken);
 
     internal ValueTask DisposeScopeAsync()
     {

@@ -44,7 +44,7 @@ internal sealed class EmbeddedConsumer : ITransportConsumer
         private byte[]? _array = array;
         private int _refs = 1;
 
-        public void AddRef() => Interlocked.Increment(ref _refs);
+        public void AddRefs(int count) => Interlocked.Add(ref _refs, count);
 
         public override void Release()
         {
@@ -102,23 +102,40 @@ internal sealed class EmbeddedConsumer : ITransportConsumer
                 // buffers that go back when the last record read into one is finished (pipeline
                 // benchmark: a new buffer per read was a third of all allocation, and what
                 // prefetch held of them survived into generation 1).
-                var read = cursor.Log.Read(offset, (int)Math.Clamp(maxBytes - bytes, 4096, ReadBytes), _transport.ReadPool);
-                if (read.IsEmpty) continue;
+                LogReadResult read;
+                try
+                {
+                    read = cursor.Log.Read(offset, (int)Math.Clamp(maxBytes - bytes, 4096, ReadBytes), _transport.ReadPool);
+                }
+                catch (Exception) when (added > 0)
+                {
+                    // Records of other partitions are already taken from their cursors: hand them
+                    // out. This cursor has not moved, so the next fetch meets the error again.
+                    break;
+                }
+                if (read.IsEmpty)
+                {
+                    cursor.Offset = Math.Max(cursor.Offset, read.NextOffset); // past a gap compaction left
+                    continue;
+                }
                 if (read.RentedArray is { } rented) cursor.Lease = new ReadLease(_transport.ReadPool, rented);
                 read.DecodeRecords(cursor.Decoded);
                 cursor.Offset = read.NextOffset;
             }
             var topic = cursor.Partition.Topic;
             var partition = cursor.Partition.Partition;
+            var lease = cursor.Lease;
+            var handedOut = 0;
             while (cursor.Taken < cursor.Decoded.Count && added < maxRecords && bytes < maxBytes)
             {
                 var r = cursor.Decoded[cursor.Taken++];
-                cursor.Lease?.AddRef();
-                var record = new TransportRecord(topic, partition, r.Offset, r.TimestampMs, r.Key, r.Value, r.Headers) { Lease = cursor.Lease };
+                var record = new TransportRecord(topic, partition, r.Offset, r.TimestampMs, r.Key, r.Value, r.Headers) { Lease = lease };
                 into.Add(record);
                 bytes += record.Size;
                 added++;
+                handedOut++;
             }
+            lease?.AddRefs(handedOut); // once per run: the dispatcher releases them on another core
             if (cursor.Taken == cursor.Decoded.Count) cursor.Drop();
         }
         _next = count == 0 ? 0 : (_next + 1) % count;

@@ -115,8 +115,18 @@ public sealed class EmbeddedTransport : ITransport
         return new EmbeddedConsumer(this, spec);
     }
 
-    internal LogTopic Topic(string topic) =>
-        _log.TryGetTopic(topic, out var t) ? t : throw new UnknownTopicException(topic);
+    // The last topic looked up, by reference: a publisher sends to the same topic string over and
+    // over (topics are never deleted from a log, so an entry cannot go stale).
+    private sealed record LastTopic(string Name, LogTopic Topic);
+    private LastTopic? _lastTopic;
+
+    internal LogTopic Topic(string topic)
+    {
+        if (_lastTopic is { } last && ReferenceEquals(last.Name, topic)) return last.Topic;
+        if (!_log.TryGetTopic(topic, out var t)) throw new UnknownTopicException(topic);
+        _lastTopic = new LastTopic(topic, t);
+        return t;
+    }
 
     internal LogPartition Partition(string topic, int partition)
     {

@@ -26,9 +26,25 @@ public sealed class SystemTextJsonEventSerializer : IEventSerializer
 
     public JsonSerializerOptions Options => _options;
 
+    /// <summary>The type's metadata, kept per type for the serializer that asked last (usually the
+    /// only one): GetTypeInfo is a dictionary lookup and a cast per event otherwise.</summary>
+    private JsonTypeInfo<T> Info<T>()
+    {
+        var cached = TypeInfoCache<T>.Entry;
+        if (cached is not null && ReferenceEquals(cached.Options, _options)) return cached;
+        var info = (JsonTypeInfo<T>)_options.GetTypeInfo(typeof(T));
+        TypeInfoCache<T>.Entry = info;
+        return info;
+    }
+
+    private static class TypeInfoCache<T>
+    {
+        public static JsonTypeInfo<T>? Entry;
+    }
+
     public void Serialize<T>(T value, IBufferWriter<byte> output)
     {
-        var info = (JsonTypeInfo<T>)_options.GetTypeInfo(typeof(T));
+        var info = Info<T>();
         var writer = t_writer;
         if (writer is null) t_writer = writer = new Utf8JsonWriter(output, new JsonWriterOptions { SkipValidation = true });
         else writer.Reset(output);
@@ -45,7 +61,7 @@ public sealed class SystemTextJsonEventSerializer : IEventSerializer
 
     public T Deserialize<T>(ReadOnlySpan<byte> data)
     {
-        var info = (JsonTypeInfo<T>)_options.GetTypeInfo(typeof(T));
+        var info = Info<T>();
         return JsonSerializer.Deserialize(data, info) ?? throw new JsonException($"the payload is JSON null, not a {typeof(T).Name}");
     }
 

@@ -108,6 +108,10 @@ public class HandlerScopeAndBlockedKeysTests
         await host.WaitForDeadLettersAsync(Group, 2, Soon);
         // Parked in the subscription's key state too (it is parked just after its dead letter is written).
         await Eventually.WaitAsync(() => routing.BlockedKeys(0) == 2, Soon, () => $"2 blocked keys (have {routing.BlockedKeys(0)})");
+        // The key is parked (above) on the handler's flow; the fetch loop is told to pause only when
+        // the dispatcher then finishes k2's record, and a fetch already waiting meanwhile would take
+        // what is published in that window. Its budget coming back shows that it was finished.
+        await Eventually.WaitAsync(() => Runner(host).PrefetchedMain.Records == 0, Soon, () => $"k2 finished (prefetched {Runner(host).PrefetchedMain})");
         await host.PublishAllAsync([("ok", 1), ("ok", 2), ("ok", 3)]);
         await Eventually.QuietPeriod(1500);
         Assert.True(log.Handled("ok").Count == 1, $"ok events were handled while 2 keys were parked (MaxBlockedKeys = 2): {log}");
@@ -120,6 +124,9 @@ public class HandlerScopeAndBlockedKeysTests
         var left = Assert.Single(await host.ListAsync(Group));
         Assert.Equal("k2", left.KeyText);
     }
+
+    private static Herald.Internal.Pipeline.SubscriptionRunner Runner(FailureHost host) =>
+        host.Host.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<Herald.Hosting.HeraldHostedService>().Single().Runners[0];
 
     private static Task<FailureHost> StartAsync(string directory, ScopeLedger ledger, Action<SubscriptionOptions> options) =>
         FailureHost.StartAsync(directory,
