@@ -110,8 +110,15 @@ internal sealed class EmbeddedConsumer : ITransportConsumer
                 catch (Exception) when (added > 0)
                 {
                     // Records of other partitions are already taken from their cursors: hand them
-                    // out. This cursor has not moved, so the next fetch meets the error again.
+                    // out. This cursor has not moved, so a later fetch meets the error again.
                     break;
+                }
+                catch (Exception)
+                {
+                    // The next fetch starts after the failing partition: a damaged partition must
+                    // not starve the healthy ones (fetches alternate between their records and the error).
+                    _next = (_next + i + 1) % count;
+                    throw;
                 }
                 if (read.IsEmpty)
                 {
