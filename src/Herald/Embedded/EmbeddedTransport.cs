@@ -48,34 +48,27 @@ public sealed class EmbeddedTransport : ITransport
 
     public int GetPartitionCount(string topic) => Topic(topic).Partitions.Count;
 
-    public ValueTask<long> ProduceAsync(string topic, int partition, OutgoingRecord record, CancellationToken cancellationToken = default)
-    {
-        LogPartition log;
-        try
-        {
-            log = Partition(topic, partition);
-        }
-        catch
-        {
-            record.Owner?.Dispose();
-            throw;
-        }
-        return log.AppendAsync(new NewRecord(record.Key, record.Value, record.Headers, record.TimestampMs) { Owner = record.Owner }, cancellationToken);
-    }
+    public ValueTask<long> ProduceAsync(string topic, int partition, OutgoingRecord record, CancellationToken cancellationToken = default) =>
+        PartitionFor(topic, partition, record).AppendAsync(ToNewRecord(record), cancellationToken);
 
-    public ValueTask SendAsync(string topic, int partition, OutgoingRecord record, CancellationToken cancellationToken = default)
+    public ValueTask SendAsync(string topic, int partition, OutgoingRecord record, CancellationToken cancellationToken = default) =>
+        PartitionFor(topic, partition, record).AppendIgnoringOffsetAsync(ToNewRecord(record), cancellationToken);
+
+    private static NewRecord ToNewRecord(in OutgoingRecord record) =>
+        new(record.Key, record.Value, record.Headers, record.TimestampMs) { Owner = record.Owner };
+
+    /// <summary>The partition to append to; when there is none, the record's owner is let go first.</summary>
+    private LogPartition PartitionFor(string topic, int partition, in OutgoingRecord record)
     {
-        LogPartition log;
         try
         {
-            log = Partition(topic, partition);
+            return Partition(topic, partition);
         }
         catch
         {
             record.Owner?.Dispose();
             throw;
         }
-        return log.AppendIgnoringOffsetAsync(new NewRecord(record.Key, record.Value, record.Headers, record.TimestampMs) { Owner = record.Owner }, cancellationToken);
     }
 
     public PartitionOffsets GetOffsets(string topic, int partition)
