@@ -11,6 +11,7 @@ public sealed class GcMeter
     private readonly TimeSpan _pause = GC.GetTotalPauseDuration();
     private readonly long _allocated = GC.GetTotalAllocatedBytes(precise: true);
     private readonly TimeSpan _cpu = Environment.CpuUsage.TotalTime;
+    private readonly TimeSpan _jit = System.Runtime.JitInfo.GetCompilationTime();
 
     public int Gen0 { get; private set; }
     public int Gen1 { get; private set; }
@@ -18,6 +19,7 @@ public sealed class GcMeter
     public TimeSpan Pause { get; private set; }
     public long Allocated { get; private set; }
     public TimeSpan Cpu { get; private set; }
+    public TimeSpan Jit { get; private set; }
 
     public GcMeter Stop()
     {
@@ -27,13 +29,16 @@ public sealed class GcMeter
         Pause = GC.GetTotalPauseDuration() - _pause;
         Allocated = GC.GetTotalAllocatedBytes(precise: true) - _allocated;
         Cpu = Environment.CpuUsage.TotalTime - _cpu;
+        Jit = System.Runtime.JitInfo.GetCompilationTime() - _jit;
         return this;
     }
 
-    /// <summary>Adds gc=g0/g1/g2, gc_pause_ms, alloc_bytes_per_msg and cpu_us_per_msg to a result line.</summary>
+    /// <summary>Adds gc=g0/g1/g2, gc_pause_ms, alloc_bytes_per_msg, cpu_us_per_msg and jit_ms (time
+    /// the JIT spent compiling meanwhile, on any thread) to a result line.</summary>
     public BenchOutput AddTo(BenchOutput output, long messages) => output
         .Add("gc", $"{Gen0}/{Gen1}/{Gen2}")
         .Add("gc_pause_ms", Pause.TotalMilliseconds, 1)
         .Add("alloc_bytes_per_msg", (double)Allocated / Math.Max(1, messages), 1)
-        .Add("cpu_us_per_msg", Cpu.TotalMicroseconds / Math.Max(1, messages), 2);
+        .Add("cpu_us_per_msg", Cpu.TotalMicroseconds / Math.Max(1, messages), 2)
+        .Add("jit_ms", Jit.TotalMilliseconds, 1);
 }
