@@ -124,11 +124,11 @@ internal sealed class PublishBuffer : IBufferWriter<byte>, IEncodedHeaders, IDis
         }
     }
 
-    /// <summary>A small bounded pool: a buffer comes back once its append completed.</summary>
+    /// <summary>A bounded pool: a buffer comes back once the log's writer has copied its record.</summary>
     public sealed class Pool
     {
-        // Sized for many outstanding publishes: group commit returns buffers in bursts of
-        // thousands, and a smaller pool dropped most of each burst (pipeline benchmark).
+        // Sized for many outstanding publishes: the writer returns a whole group's buffers at
+        // once, and a smaller pool dropped most of each burst (pipeline benchmark).
         private const int MaxPooled = 8192;
         private readonly ConcurrentQueue<PublishBuffer> _free = new();
         private int _count;
