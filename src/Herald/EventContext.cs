@@ -106,6 +106,9 @@ public sealed class EventContext
             ? new PublishOptions { Key = key, CorrelationId = cause.CorrelationId, CausationId = cause.Id }
             : new PublishOptions { Key = key }, cancellationToken);
 
+    /// <summary>Whether a DI scope of this event's own was created (and needs disposing).</summary>
+    internal bool HasScope => _scope is not null;
+
     internal ValueTask DisposeScopeAsync()
     {
         var scope = _scope;

@@ -216,7 +216,7 @@ internal sealed partial class SubscriptionRunner
             }
             finally
             {
-                await DisposeScopeQuietlyAsync(context).ConfigureAwait(false);
+                if (context.HasScope) await DisposeScopeQuietlyAsync(context).ConfigureAwait(false);
                 context.Finish();
             }
 
