@@ -75,8 +75,7 @@ internal sealed class RecordBatchBuilder
         if (encoded is not null) bodySize += encoded.EncodedFields.Length;
         else for (var i = 0; i < headerCount; i++)
         {
-            var key = headers![i].Key;
-            var hk = HeaderKeys.KnownUtf8Of(key)?.Length ?? Encoding.UTF8.GetByteCount(key);
+            var hk = Encoding.UTF8.GetByteCount(headers![i].Key);
             var hv = headers[i].Value.Length;
             bodySize += Varint.SizeOf(hk) + hk + Varint.SizeOf(hv) + hv;
         }
@@ -102,17 +101,8 @@ internal sealed class RecordBatchBuilder
         else for (var i = 0; i < headerCount; i++)
         {
             var header = headers![i];
-            if (HeaderKeys.KnownUtf8Of(header.Key) is { } known)
-            {
-                p += Varint.Write(span[p..], known.Length);
-                known.CopyTo(span[p..]);
-                p += known.Length;
-            }
-            else
-            {
-                p += Varint.Write(span[p..], Encoding.UTF8.GetByteCount(header.Key));
-                p += Encoding.UTF8.GetBytes(header.Key, span[p..]);
-            }
+            p += Varint.Write(span[p..], Encoding.UTF8.GetByteCount(header.Key));
+            p += Encoding.UTF8.GetBytes(header.Key, span[p..]);
             p += Varint.Write(span[p..], header.Value.Length);
             header.Value.Span.CopyTo(span[p..]);
             p += header.Value.Length;

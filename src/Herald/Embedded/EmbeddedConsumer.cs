@@ -171,7 +171,7 @@ internal sealed class EmbeddedConsumer : ITransportConsumer
                 if (signal.IsFaulted) await signal.ConfigureAwait(false);
                 return;
             }
-            if (!waits.Contains(signal)) waits.Add(signal);
+            waits.Add(signal);
         }
         TaskCompletionSource? cancelled = null;
         CancellationTokenRegistration registration = default;
@@ -183,7 +183,7 @@ internal sealed class EmbeddedConsumer : ITransportConsumer
         }
         try
         {
-            var done = waits.Count == 2 ? await Task.WhenAny(waits[0], waits[1]).ConfigureAwait(false) : await Task.WhenAny(waits).ConfigureAwait(false);
+            var done = await Task.WhenAny(waits).ConfigureAwait(false);
             if (done.IsFaulted) await done.ConfigureAwait(false);
         }
         finally
