@@ -132,7 +132,7 @@ public sealed class EmbeddedLog : IAsyncDisposable, IDisposable
         for (var p = 0; p < partitions.Length; p++)
         {
             var dir = Path.Combine(TopicDirectory(name), p.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            partitions[p] = new LogPartition(name, p, dir, options, _fs, _options.TimeProvider);
+            partitions[p] = new LogPartition(name, p, dir, options, _fs, _options);
         }
         return new LogTopic(name, options, partitions);
     }

@@ -22,14 +22,16 @@ public sealed partial class LogPartition
     private volatile LogCorruptionException? _corruption;
     private long _corruptFromOffset = long.MaxValue;
 
-    internal LogPartition(string topic, int id, string directory, TopicOptions options, LogFileSystem fs, TimeProvider time)
+    internal LogPartition(string topic, int id, string directory, TopicOptions options, LogFileSystem fs, EmbeddedLogOptions logOptions)
     {
         Topic = topic;
         Id = id;
         Directory = directory;
         _options = options;
         _fs = fs;
-        _time = time;
+        _time = logOptions.TimeProvider;
+        _gatherTicks = (long)(logOptions.GroupCommitDelay.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
+        _gatherFrom = logOptions.GroupCommitDelayMinAppends;
         System.IO.Directory.CreateDirectory(directory);
         Recovery = LoadSegments(truncateTornTail: true, protectedLength: 0);
         _endOffset = Active.NextOffset;

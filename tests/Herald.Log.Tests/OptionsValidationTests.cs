@@ -55,6 +55,9 @@ public class OptionsValidationTests
         { nameof(EmbeddedLogOptions.DefaultTopic), o => o.DefaultTopic = null! },
         { nameof(EmbeddedLogOptions.MaintenanceInterval), o => o.MaintenanceInterval = TimeSpan.Zero },
         { nameof(EmbeddedLogOptions.TimeProvider), o => o.TimeProvider = null! },
+        { nameof(EmbeddedLogOptions.GroupCommitDelay), o => o.GroupCommitDelay = TimeSpan.FromMilliseconds(-1) },
+        { nameof(EmbeddedLogOptions.GroupCommitDelay), o => o.GroupCommitDelay = TimeSpan.FromSeconds(1) },
+        { nameof(EmbeddedLogOptions.GroupCommitDelayMinAppends), o => o.GroupCommitDelayMinAppends = 0 },
     };
 
     [Theory]
