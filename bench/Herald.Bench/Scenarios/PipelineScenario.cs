@@ -143,7 +143,9 @@ public static class PipelineScenario
 
     private static IHost Build(string directory, int keys, int partitions, Func<PipelineEvent, EventContext, CancellationToken, ValueTask> handler)
     {
-        var builder = Host.CreateApplicationBuilder();
+        // No configuration files and so no file watcher: run from a folder holding the bench data, the
+        // host's reload-on-change watcher saw every segment write.
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.ClearProviders();
         builder.Services.AddHerald(h =>
         {
