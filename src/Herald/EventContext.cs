@@ -7,32 +7,22 @@ namespace Herald;
 /// as the cause.</summary>
 public sealed class EventContext
 {
-    private readonly IEventPublisher _publisher;
-    private readonly IServiceProvider _root;
-    private readonly Internal.Pipeline.BatchScope? _batch;
+    private readonly Internal.Pipeline.Work _work;
+    private readonly Internal.Pipeline.HandlerEnvironment _env;
+    private readonly Internal.Pipeline.BatchScope? _batch; // not read from the work: it may serve another record after Finish
     private IServiceScope? _scope;
     private IServiceProvider? _services;
-
-    private readonly Transport.TransportRecord _record;
-    private readonly string? _originalTopic;
-    private readonly int _originalPartition;
-    private readonly long _originalOffset;
     private Envelope? _envelope;
 
     /// <summary>The envelope is made when first asked for: most handlers never look at it
-    /// (pipeline benchmark: one allocation per event less).</summary>
-    internal EventContext(in Transport.TransportRecord record, string? originalTopic, int originalPartition, long originalOffset, IEventPublisher publisher, IServiceProvider root, Internal.Pipeline.BatchScope? batch, int attempt, string group, CancellationToken cancellationToken)
+    /// (pipeline benchmark: one allocation per event less). The record is read from the pipeline's
+    /// work item, which is reused only after <see cref="Finish"/>: nothing reads it after that.</summary>
+    internal EventContext(Internal.Pipeline.Work work, Internal.Pipeline.HandlerEnvironment env, int attempt)
     {
-        _record = record;
-        _originalTopic = originalTopic;
-        _originalPartition = originalPartition;
-        _originalOffset = originalOffset;
-        _publisher = publisher;
-        _root = root;
-        _batch = batch;
+        _work = work;
+        _env = env;
+        _batch = work.Batch;
         Attempt = attempt;
-        Group = group;
-        CancellationToken = cancellationToken;
     }
 
     private bool _finished; // under lock (this), with _envelope
@@ -55,9 +45,10 @@ public sealed class EventContext
             lock (this)
             {
                 if (_envelope is not null || _finished) return _envelope;
-                return _envelope = _originalTopic is null
-                    ? new Envelope(_record)
-                    : new Envelope(_record, _originalTopic, _originalPartition, _originalOffset);
+                var work = _work;
+                return _envelope = work.IsRetry
+                    ? new Envelope(work.Record, work.Lane.Topic, work.Lane.Partition, work.OriginalOffset)
+                    : new Envelope(work.Record);
             }
         }
     }
@@ -83,10 +74,10 @@ public sealed class EventContext
     public int Attempt { get; internal set; }
 
     /// <summary>The consumer group handling the event.</summary>
-    public string Group { get; }
+    public string Group => _env.Group;
 
     /// <summary>Cancelled when the host stops and the drain timeout has passed.</summary>
-    public CancellationToken CancellationToken { get; }
+    public CancellationToken CancellationToken => _env.CancellationToken;
 
     /// <summary>Services from a DI scope for this event (or its batch), created when first used.</summary>
     public IServiceProvider Services
@@ -95,14 +86,14 @@ public sealed class EventContext
         {
             if (_services is not null) return _services;
             if (_batch is not null) return _services = _batch.Services;
-            _scope = _root.CreateScope();
+            _scope = _env.Root.CreateScope();
             return _services = _scope.ServiceProvider;
         }
     }
 
     /// <summary>Publishes a follow-up event with this event's correlation id and this event as its cause.</summary>
     public ValueTask PublishAsync<T>(T evt, string? key = null, CancellationToken cancellationToken = default) =>
-        _publisher.PublishAsync(evt, EnvelopeIfAvailable is { } cause
+        _env.Publisher.PublishAsync(evt, EnvelopeIfAvailable is { } cause
             ? new PublishOptions { Key = key, CorrelationId = cause.CorrelationId, CausationId = cause.Id }
             : new PublishOptions { Key = key }, cancellationToken);
 

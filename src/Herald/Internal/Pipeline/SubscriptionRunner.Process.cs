@@ -113,6 +113,7 @@ internal sealed partial class SubscriptionRunner
     }
 
     private EventMapping? _lastMapping; // dispatcher only
+    private HandlerEnvironment? _handlerEnvironment; // dispatcher only
     private Subscriptions.HandlerBinding? _lastBinding;
 
     /// <summary>For a key with events in the retry topic or dead letters: keeps its order.</summary>
@@ -171,9 +172,7 @@ internal sealed partial class SubscriptionRunner
                 return await PoisonAsync(work, new UndecodableEventException($"{mapping.Name} at {lane.Topic}/{lane.Partition} offset {work.OriginalOffset} could not be decoded: {e.Message}", e)).ConfigureAwait(false);
             }
 
-            var context = work.IsRetry
-                ? new EventContext(record, lane.Topic, lane.Partition, work.OriginalOffset, _rt.Publisher, _rt.Services, work.Batch, work.PriorAttempts + 1, _sub.Group, _abort.Token)
-                : new EventContext(record, null, 0, 0, _rt.Publisher, _rt.Services, work.Batch, work.PriorAttempts + 1, _sub.Group, _abort.Token);
+            var context = new EventContext(work, _handlerEnvironment ??= new HandlerEnvironment(_rt.Publisher, _rt.Services, _sub.Group, _abort.Token), work.PriorAttempts + 1);
             EventContext.Current = context; // undone when this async method returns to the dispatcher
             var attempts = work.PriorAttempts;
             var firstFailure = work.FirstFailureMs;
