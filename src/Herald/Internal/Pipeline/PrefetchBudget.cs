@@ -27,13 +27,23 @@ internal sealed class PrefetchBudget(int maxRecords, long maxBytes)
         Interlocked.Add(ref _bytes, bytes);
     }
 
-    /// <summary>Returns room; true when this made a full budget usable again.</summary>
+    /// <summary>Returns room; true when this made a full budget usable again. Called by one
+    /// thread (the dispatcher) while the fetch loop takes room on another: the crossing is judged
+    /// from the values each atomic subtraction saw, never from a read made before it, which a
+    /// concurrent <see cref="Take"/> could make stale (then the fetch loop, having seen a full
+    /// budget, waited for a wake that never came).</summary>
     public bool Release(int records, long bytes)
     {
         if (records == 0 && bytes == 0) return false;
-        var wasFull = !HasRoom;
-        Interlocked.Add(ref _records, -records);
-        Interlocked.Add(ref _bytes, -bytes);
-        return wasFull && HasRoom;
+        var recordLimit = maxRecords - _recordSlack;
+        var byteLimit = maxBytes - _byteSlack;
+        var recordsAfter = Interlocked.Add(ref _records, -records);
+        var bytesAfter = Interlocked.Add(ref _bytes, -bytes);
+        var crossed = (recordsAfter + records > recordLimit && recordsAfter <= recordLimit)
+            || (bytesAfter + bytes > byteLimit && bytesAfter <= byteLimit);
+        // The fetch loop takes nothing while it waits, so after it saw the budget full only this
+        // thread changes it: the release that brings the last of the two counts under its limit
+        // sees the other one under its limit too.
+        return crossed && HasRoom;
     }
 }
