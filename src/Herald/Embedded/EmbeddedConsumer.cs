@@ -136,7 +136,11 @@ internal sealed class EmbeddedConsumer : ITransportConsumer
             while (cursor.Taken < cursor.Decoded.Count && added < maxRecords && bytes < maxBytes)
             {
                 var r = cursor.Decoded[cursor.Taken++];
-                var record = new TransportRecord(topic, partition, r.Offset, r.TimestampMs, r.Key, r.Value, r.Headers) { Lease = lease };
+                var record = new TransportRecord(topic, partition, r.Offset, r.TimestampMs, r.Key, r.Value, r.Headers)
+                {
+                    Lease = lease,
+                    Local = cursor.Log.RecentLocal(r.Offset), // the published event, when it was published in this process lately
+                };
                 into.Add(record);
                 bytes += record.Size;
                 added++;

@@ -1,4 +1,5 @@
 using System.Text;
+using Herald.Transport;
 
 namespace Herald.Internal;
 
@@ -9,6 +10,10 @@ internal abstract class EventMapping(Type clrType, string name, string topic)
     public string Name { get; } = name;
     public byte[] NameUtf8 { get; } = Encoding.UTF8.GetBytes(name);
     public string Topic { get; } = topic;
+
+    /// <summary>Whether published events of this type are handed to handlers in this process as
+    /// they are (see <see cref="OutgoingRecord"/>'s Local); decided once when Herald starts.</summary>
+    public bool HandsOff { get; set; }
 }
 
 internal sealed class EventMapping<T>(string name, string topic, Func<T, string?>? key) : EventMapping(typeof(T), name, topic)

@@ -165,7 +165,10 @@ internal sealed partial class SubscriptionRunner
             object evt;
             try
             {
-                evt = binding.Deserialize(_rt.Serializer, record.Value is { } v ? v.Span : default);
+                // The published event itself when it came from this process and its type may be handed on.
+                evt = record.Local is { } local && local.GetType() == mapping.ClrType
+                    ? local
+                    : binding.Deserialize(_rt.Serializer, record.Value is { } v ? v.Span : default);
             }
             catch (Exception e)
             {
