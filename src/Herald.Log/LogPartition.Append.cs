@@ -7,6 +7,7 @@ public sealed partial class LogPartition
 {
     private readonly object _gate = new(); // Monitor.Wait/Pulse wakes the writer thread
     private List<AppendRequest> _pending = new(256);
+    private int _pendingCount; // _pending.Count, for GatherAppends to poll without taking the lock
     private long _pendingBytes;
     private bool _closing;
     private bool _writerWaiting;
@@ -126,9 +127,9 @@ public sealed partial class LogPartition
     }
 
     /// <summary>Headers handed over in the stored form must be well-formed: they are copied as they are.
-    /// (RecordHeaders were checked when made or read.)</summary>
+    /// (RecordHeaders were checked when made or read; Herald's publish buffer writes well-formed ones.)</summary>
     private static ArgumentException? BadHeaders(in NewRecord record) =>
-        record.Headers is IEncodedHeaders encoded and not RecordHeaders && RecordHeaders.Check(encoded.EncodedFields, encoded.Count) is { } error
+        record.Headers is IEncodedHeaders encoded and not RecordHeaders and not IWellFormedEncodedHeaders && RecordHeaders.Check(encoded.EncodedFields, encoded.Count) is { } error
             ? new ArgumentException($"encoded headers: {error}", nameof(record))
             : null;
 
@@ -197,6 +198,7 @@ public sealed partial class LogPartition
     private void AddPending(AppendRequest request)
     {
         _pending.Add(request);
+        Volatile.Write(ref _pendingCount, _pending.Count); // read without the lock while the writer gathers
         _pendingBytes += request.Bytes;
         if (_writer is null)
         {

@@ -139,3 +139,9 @@ public interface IEncodedHeaders : IReadOnlyList<LogHeader>
 {
     ReadOnlySpan<byte> EncodedFields { get; }
 }
+
+/// <summary>Encoded headers whose fields are well-formed by construction: Herald core's publish
+/// buffer, which writes every field through <see cref="RecordHeaders.WriteField"/> (its tests check
+/// the result against <see cref="RecordHeaders.Check"/>). The log copies them without checking them
+/// again on every append (pipeline benchmark: the check was 1.6 % of all CPU time).</summary>
+internal interface IWellFormedEncodedHeaders : IEncodedHeaders;

@@ -14,6 +14,10 @@ internal abstract class EventMapping(Type clrType, string name, string topic)
     /// <summary>Whether published events of this type are handed to handlers in this process as
     /// they are (see <see cref="OutgoingRecord"/>'s Local); decided once when Herald starts.</summary>
     public bool HandsOff { get; set; }
+
+    /// <summary>The topic's partition count once the publisher has looked it up (0 before): the
+    /// topic table keeps it for good, and a lookup by topic name per publish hashed the name.</summary>
+    public int Partitions;
 }
 
 internal sealed class EventMapping<T>(string name, string topic, Func<T, string?>? key) : EventMapping(typeof(T), name, topic)
@@ -38,9 +42,23 @@ internal sealed class EventTypeMap
         _byName[mapping.NameUtf8] = mapping;
     }
 
-    public EventMapping<T> Get<T>() =>
-        _byType.TryGetValue(typeof(T), out var m) ? (EventMapping<T>)m
+    public EventMapping<T> Get<T>()
+    {
+        // Per type, for the map that asked last (usually the only one): a dictionary lookup by type
+        // and a cast per publish otherwise (pipeline benchmark).
+        if (Cache<T>.Entry is { } cached && ReferenceEquals(cached.Map, this)) return cached.Mapping;
+        var mapping = _byType.TryGetValue(typeof(T), out var m) ? (EventMapping<T>)m
             : throw new InvalidOperationException($"event type {typeof(T).FullName} is not mapped to a topic; add h.Event<{typeof(T).Name}>(\"topic\") in AddHerald");
+        Cache<T>.Entry = new CacheEntry<T>(this, mapping);
+        return mapping;
+    }
+
+    private sealed record CacheEntry<T>(EventTypeMap Map, EventMapping<T> Mapping);
+
+    private static class Cache<T>
+    {
+        public static CacheEntry<T>? Entry;
+    }
 
     public bool TryGet(Type type, out EventMapping mapping) => _byType.TryGetValue(type, out mapping!);
 

@@ -8,7 +8,7 @@ namespace Herald.Internal;
 /// <summary>One outgoing record's bytes: the serialized value, the key and the headers (already in
 /// the log's stored form) share one rented array, so a publish allocates almost nothing per event
 /// and the log copies the headers without encoding them again (pipeline benchmark).</summary>
-internal sealed class PublishBuffer : IBufferWriter<byte>, IEncodedHeaders, IDisposable
+internal sealed class PublishBuffer : IBufferWriter<byte>, IWellFormedEncodedHeaders, IDisposable
 {
     private Pool? _pool;
 

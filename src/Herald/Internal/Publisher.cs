@@ -53,9 +53,14 @@ internal sealed class Publisher(
         {
             ArgumentNullException.ThrowIfNull(evt);
             var mapping = map.Get<T>();
-            var partitions = topics.PartitionsAsync(mapping.Topic, cancellationToken);
-            if (!partitions.IsCompletedSuccessfully) return PublishObservedAsync(evt, options, cancellationToken); // the topic is being created
-            var record = Build(evt, mapping, options, partitions.Result, out var partition);
+            var count = mapping.Partitions;
+            if (count == 0)
+            {
+                var partitions = topics.PartitionsAsync(mapping.Topic, cancellationToken);
+                if (!partitions.IsCompletedSuccessfully) return PublishObservedAsync(evt, options, cancellationToken); // the topic is being created
+                mapping.Partitions = count = partitions.Result;
+            }
+            var record = Build(evt, mapping, options, count, out var partition);
             return transport.SendAsync(mapping.Topic, partition, record, cancellationToken);
         }
         catch (Exception e)
