@@ -123,8 +123,7 @@ internal sealed class Publisher(
             }
             buffer.AddHeader(SourceField, _source.Span);
             buffer.AddHeader(SpecVersionField, SpecVersion.Span);
-            DateTime.UtcNow.TryFormat(scratch, out var tn, "O");
-            buffer.AddHeader(TimeField, scratch[..tn]);
+            buffer.AddHeader(TimeField, scratch[..EventTime.Format(DateTime.UtcNow, scratch)]);
             buffer.AddHeader(ContentTypeField, _contentType.Span);
             if (Activity.Current is { IdFormat: ActivityIdFormat.W3C } current)
             {

@@ -2,7 +2,8 @@ namespace Herald.Internal.Pipeline;
 
 /// <summary>The records of one partition from fetch until committable, in offset order. Records
 /// finish in any order; the committable offset is that of the lowest unfinished one (or the next
-/// to fetch when all are finished). A ring buffer: O(1) to add and finish.</summary>
+/// to fetch when all are finished). A ring buffer whose size is a power of two, indexed by mask
+/// (pipeline benchmark: a division per record added and per record finished): O(1) to add and finish.</summary>
 internal sealed class OffsetTracker
 {
     private long[] _offsets = new long[64];
@@ -20,7 +21,7 @@ internal sealed class OffsetTracker
     public long Add(long offset, int size)
     {
         if (_count == _offsets.Length) Grow();
-        var i = (_head + _count) % _offsets.Length;
+        var i = (_head + _count) & (_offsets.Length - 1);
         _offsets[i] = offset;
         _sizes[i] = size;
         _done[i] = false;
@@ -34,14 +35,15 @@ internal sealed class OffsetTracker
     {
         var index = seq - _headSeq;
         if (index < 0 || index >= _count) throw new InvalidOperationException($"sequence {seq} is not tracked (head {_headSeq}, count {_count})");
-        _done[(_head + (int)index) % _offsets.Length] = true;
+        var mask = _offsets.Length - 1;
+        _done[(_head + (int)index) & mask] = true;
         var records = 0;
         long bytes = 0;
         while (_count > 0 && _done[_head])
         {
             bytes += _sizes[_head];
             records++;
-            _head = (_head + 1) % _offsets.Length;
+            _head = (_head + 1) & mask;
             _count--;
             _headSeq++;
         }
@@ -60,7 +62,7 @@ internal sealed class OffsetTracker
         var done = new bool[n];
         for (var i = 0; i < _count; i++)
         {
-            var j = (_head + i) % _offsets.Length;
+            var j = (_head + i) & (_offsets.Length - 1);
             offsets[i] = _offsets[j];
             sizes[i] = _sizes[j];
             done[i] = _done[j];

@@ -132,7 +132,7 @@ internal sealed partial class SubscriptionRunner
             ref var waiting = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(lane.Keys, key, out var keyBusy);
             if (keyBusy)
             {
-                if (!isRetry && lane.WaitingHeads.Contains(key))
+                if (!isRetry && lane.WaitingHeads.Count > 0 && lane.WaitingHeads.Contains(key))
                 {
                     work.Detached = true;
                     _ready.Enqueue(work);
