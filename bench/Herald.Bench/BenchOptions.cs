@@ -8,7 +8,7 @@ public sealed class BenchOptions
 {
     public const string Usage =
         "usage: Herald.Bench <log-append|log-latency|log-read|raw-group-commit|pipeline> [--count N] [--size BYTES] [--appenders A] " +
-        "[--batch B] [--window W] [--rate R] [--pace yield|burst] [--rounds K] [--warmup W] [--keys K] [--partitions P] [--local-handoff on|off] [--dir PATH]";
+        "[--batch B] [--window W] [--rate R] [--pace yield|burst] [--rounds K] [--warmup W] [--keys K] [--partitions P] [--dir PATH]";
 
     public required string Scenario { get; init; }
     public long? Count { get; private set; }
@@ -32,10 +32,6 @@ public sealed class BenchOptions
     /// Thread.Yield (exact, but keeps a core busy), "burst" sleeps ~1 ms and then sends every
     /// record that has come due.</summary>
     public string Pace { get; private set; } = "yield";
-
-    /// <summary>pipeline: whether handlers get the published event itself
-    /// (<see cref="HeraldOptions.LocalHandoff"/>, "on", Herald's default) or a decoded copy ("off").</summary>
-    public bool LocalHandoff { get; private set; } = true;
 
     /// <summary>The parent of the scenario's fresh data directory (the system temp folder by default).</summary>
     public string? Dir { get; private set; }
@@ -65,10 +61,6 @@ public sealed class BenchOptions
                 case "--pace":
                     if (value is not ("yield" or "burst")) throw new ArgumentException($"option --pace takes yield or burst, got '{value}'", nameof(args));
                     options.Pace = value;
-                    break;
-                case "--local-handoff":
-                    if (value is not ("on" or "off")) throw new ArgumentException($"option --local-handoff takes on or off, got '{value}'", nameof(args));
-                    options.LocalHandoff = value == "on";
                     break;
                 case "--dir": options.Dir = value; break;
                 default: throw new ArgumentException($"unknown option {name}", nameof(args));

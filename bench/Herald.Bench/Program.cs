@@ -1,6 +1,6 @@
 // Herald's end-to-end benchmark harness. One line per result: scenario=NAME key=value ...
 // Usage: dotnet run -c Release --project bench/Herald.Bench -- <scenario> [--count N] [--size BYTES]
-//        [--appenders A] [--batch B] [--window W] [--rate R] [--pace yield|burst] [--rounds K] [--keys K] [--partitions P] [--local-handoff on|off] [--dir PATH]
+//        [--appenders A] [--batch B] [--window W] [--rate R] [--pace yield|burst] [--rounds K] [--keys K] [--partitions P] [--dir PATH]
 // Scenarios: log-append, log-latency, log-read, raw-group-commit (the disk's own floor under log-latency),
 // and pipeline (publish -> durable embedded transport -> handler, end to end).
 using Herald.Bench;

@@ -22,12 +22,6 @@ public sealed class EmbeddedLogOptions
     /// <summary>The group size from which <see cref="GroupCommitDelay"/> applies.</summary>
     public int GroupCommitDelayMinAppends { get; set; } = 200;
 
-    /// <summary>How many of each partition's newest records keep the in-memory value they were made
-    /// from (<see cref="NewRecord.Local"/>) for readers in this process
-    /// (<see cref="LogPartition.RecentLocal"/>). A ring per partition that has received such a
-    /// record, holding up to this many references; 0 keeps none.</summary>
-    public int RecentLocalValues { get; set; } = 8192;
-
     /// <summary>The clock for record timestamps, retention and segment age.</summary>
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 
@@ -41,8 +35,6 @@ public sealed class EmbeddedLogOptions
             throw new ArgumentException($"EmbeddedLogOptions.GroupCommitDelay must be in [0, 100 ms], was {GroupCommitDelay.TotalMilliseconds} ms", nameof(GroupCommitDelay));
         if (GroupCommitDelayMinAppends < 1)
             throw new ArgumentException($"EmbeddedLogOptions.GroupCommitDelayMinAppends must be at least 1, was {GroupCommitDelayMinAppends}", nameof(GroupCommitDelayMinAppends));
-        if (RecentLocalValues is < 0 or > 1 << 20)
-            throw new ArgumentException($"EmbeddedLogOptions.RecentLocalValues must be in [0, 1048576], was {RecentLocalValues}", nameof(RecentLocalValues));
         if (TimeProvider is null) throw new ArgumentException("EmbeddedLogOptions.TimeProvider must not be null", nameof(TimeProvider));
     }
 }

@@ -171,7 +171,6 @@ public sealed partial class LogPartition
         _groupFirstNewBase = long.MaxValue;
         _touched.Clear();
         _touched.Add(Active);
-        var locals = false;
         try
         {
             foreach (var request in group)
@@ -181,15 +180,10 @@ public sealed partial class LogPartition
                 {
                     case AppendKind.Single:
                         next = AddRecord(request.Single, next, now);
-                        locals |= request.Single.Local is not null;
                         break;
                     case AppendKind.Many:
                         var records = request.Many!;
-                        for (var i = 0; i < records.Count; i++)
-                        {
-                            next = AddRecord(records[i], next, now);
-                            locals |= records[i].Local is not null;
-                        }
+                        for (var i = 0; i < records.Count; i++) next = AddRecord(records[i], next, now);
                         break;
                     default:
                         next = AddRawBatch(request.RawBatch.Span, next);
@@ -209,34 +203,10 @@ public sealed partial class LogPartition
 
         foreach (var segment in _touched) segment.CommittedSize = segment.Size;
         _groupFirstNewBase = long.MaxValue;
-        if (locals) KeepLocals(group);
         Volatile.Write(ref _endOffset, next);
         CompleteGroup(group, null);
         Interlocked.Exchange(ref _dataArrived, NewSignal()).TrySetResult();
         if (_options.Durability == DurabilityMode.AckOnWrite) SyncIfDue(force: false);
-    }
-
-    /// <summary>Keeps the local values of a durable group's records for readers in this process,
-    /// before the end offset makes the records readable.</summary>
-    private void KeepLocals(List<AppendRequest> group)
-    {
-        if (_localCapacity == 0) return;
-        var ring = _locals;
-        if (ring is null) Volatile.Write(ref _locals, ring = new LocalValues(_localCapacity));
-        foreach (var request in group)
-        {
-            switch (request.Kind)
-            {
-                case AppendKind.Single:
-                    if (request.Single.Local is { } value) ring.Set(request.BaseOffset, value);
-                    break;
-                case AppendKind.Many:
-                    var records = request.Many!;
-                    for (var i = 0; i < records.Count; i++)
-                        if (records[i].Local is { } v) ring.Set(request.BaseOffset + i, v);
-                    break;
-            }
-        }
     }
 
     private long AddRecord(in NewRecord record, long offset, long now)

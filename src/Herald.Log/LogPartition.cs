@@ -32,7 +32,6 @@ public sealed partial class LogPartition
         _time = logOptions.TimeProvider;
         _gatherTicks = (long)(logOptions.GroupCommitDelay.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
         _gatherFrom = logOptions.GroupCommitDelayMinAppends;
-        _localCapacity = logOptions.RecentLocalValues;
         System.IO.Directory.CreateDirectory(directory);
         Recovery = LoadSegments(truncateTornTail: true, protectedLength: 0);
         _endOffset = Active.NextOffset;
@@ -75,14 +74,6 @@ public sealed partial class LogPartition
     /// <summary>The corruption that stops reads at and past <see cref="LogCorruptionException"/>'s
     /// batch, if any was found.</summary>
     public LogCorruptionException? Corruption => _corruption;
-
-    private readonly int _localCapacity;
-    private LocalValues? _locals; // made by the writer when the first record with a local value is durable
-
-    /// <summary>The in-memory value that the durable record at <paramref name="offset"/> was made
-    /// from (<see cref="NewRecord.Local"/>), while it is among the partition's most recent
-    /// <see cref="EmbeddedLogOptions.RecentLocalValues"/>; null otherwise. Safe on any thread.</summary>
-    public object? RecentLocal(long offset) => Volatile.Read(ref _locals)?.Get(offset);
 
     private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 

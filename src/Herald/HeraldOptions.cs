@@ -12,16 +12,6 @@ public sealed class HeraldOptions
     /// <summary>How long stopping waits for in-flight handlers before cancelling them.</summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>Hands a handler in this process the published event itself instead of decoding
-    /// the record (on the embedded log, while the record is among its partition's most recent), for
-    /// event types that cannot change after construction and that the serializer gives back
-    /// exactly: every field readonly, of such types, and carried by a property that is written and
-    /// read. Delivery is unchanged (the handler runs when the record is read from the log, in
-    /// order, with the same retries), only the decoding is skipped; handlers of several groups then
-    /// share one instance. An event that is mutable, or whose constructor changes its arguments on
-    /// the way in, is decoded as usual. Off: every event is decoded.</summary>
-    public bool LocalHandoff { get; set; } = true;
-
     public void Validate()
     {
         if (string.IsNullOrWhiteSpace(Source)) throw new ArgumentException("HeraldOptions.Source must not be empty", nameof(Source));

@@ -55,7 +55,7 @@ public static class PipelineScenario
             fs = dir.FileSystem;
             var handled = 0;
             var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            using var host = Build(dir.Path, keys, partitions, options.LocalHandoff, (e, _, _) =>
+            using var host = Build(dir.Path, keys, partitions, (e, _, _) =>
             {
                 if (Interlocked.Increment(ref handled) == count) done.TrySetResult();
                 return ValueTask.CompletedTask;
@@ -85,7 +85,6 @@ public static class PipelineScenario
             .Add("rounds", rounds)
             .Add("warmup", warmup)
             .Add("durability", "fsync")
-            .Add("local_handoff", options.LocalHandoff ? "on" : "off")
             .Add("fs", fs);
         bestGc!.AddTo(output, count).Print();
     }
@@ -115,7 +114,7 @@ public static class PipelineScenario
         var handled = 0;
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var dir = new BenchDirectory(options.Dir, "pipeline-latency");
-        using var host = Build(dir.Path, keys, partitions, options.LocalHandoff, (e, _, _) =>
+        using var host = Build(dir.Path, keys, partitions, (e, _, _) =>
         {
             recorder.Acks[e.Seq] = Stopwatch.GetTimestamp();
             if (Interlocked.Increment(ref handled) == total) done.TrySetResult();
@@ -138,12 +137,11 @@ public static class PipelineScenario
             .Add("keys", keys)
             .Add("partitions", partitions)
             .Add("durability", "fsync")
-            .Add("local_handoff", options.LocalHandoff ? "on" : "off")
             .Add("fs", dir.FileSystem);
         gc.AddTo(output, total).Print();
     }
 
-    private static IHost Build(string directory, int keys, int partitions, bool localHandoff, Func<PipelineEvent, EventContext, CancellationToken, ValueTask> handler)
+    private static IHost Build(string directory, int keys, int partitions, Func<PipelineEvent, EventContext, CancellationToken, ValueTask> handler)
     {
         // No configuration files and so no file watcher: run from a folder holding the bench data, the
         // host's reload-on-change watcher saw every segment write.
@@ -153,7 +151,6 @@ public static class PipelineScenario
         {
             h.UseEmbedded(directory, o => o.MaintenanceInterval = null);
             h.UseSystemTextJson(PipelineJsonContext.Default.Options);
-            h.Options.LocalHandoff = localHandoff;
             h.Topic("bench", partitions);
             if (keys > 0) h.Event<PipelineEvent>("bench", e => KeyOf(e.Seq, keys));
             else h.Event<PipelineEvent>("bench");

@@ -136,11 +136,7 @@ internal sealed class EmbeddedConsumer : ITransportConsumer
             while (cursor.Taken < cursor.Decoded.Count && added < maxRecords && bytes < maxBytes)
             {
                 var r = cursor.Decoded[cursor.Taken++];
-                var record = new TransportRecord(topic, partition, r.Offset, r.TimestampMs, r.Key, r.Value, r.Headers)
-                {
-                    Lease = lease,
-                    Local = cursor.Log.RecentLocal(r.Offset), // the published event, when it was published in this process lately
-                };
+                var record = new TransportRecord(topic, partition, r.Offset, r.TimestampMs, r.Key, r.Value, r.Headers) { Lease = lease };
                 into.Add(record);
                 bytes += record.Size;
                 added++;

@@ -55,7 +55,7 @@ public sealed class EmbeddedTransport : ITransport
         PartitionFor(topic, partition, record).AppendIgnoringOffsetAsync(ToNewRecord(record), cancellationToken);
 
     private static NewRecord ToNewRecord(in OutgoingRecord record) =>
-        new(record.Key, record.Value, record.Headers, record.TimestampMs) { Owner = record.Owner, Local = record.Local };
+        new(record.Key, record.Value, record.Headers, record.TimestampMs) { Owner = record.Owner };
 
     /// <summary>The partition to append to; when there is none, the record's owner is let go first.</summary>
     private LogPartition PartitionFor(string topic, int partition, in OutgoingRecord record)

@@ -1,5 +1,4 @@
 using System.Text;
-using Herald.Transport;
 
 namespace Herald.Internal;
 
@@ -10,10 +9,6 @@ internal abstract class EventMapping(Type clrType, string name, string topic)
     public string Name { get; } = name;
     public byte[] NameUtf8 { get; } = Encoding.UTF8.GetBytes(name);
     public string Topic { get; } = topic;
-
-    /// <summary>Whether published events of this type are handed to handlers in this process as
-    /// they are (see <see cref="OutgoingRecord"/>'s Local); decided once when Herald starts.</summary>
-    public bool HandsOff { get; set; }
 
     /// <summary>The topic's partition count once the publisher has looked it up (0 before): the
     /// topic table keeps it for good, and a lookup by topic name per publish hashed the name.</summary>

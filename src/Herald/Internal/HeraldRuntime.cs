@@ -41,25 +41,7 @@ internal sealed class HeraldRuntime(
     public IServiceProvider Services { get; } = services;
     public TimeProvider Time { get; } = time;
     public KeyRoutingRegistry Routing { get; } = new();
-    public Publisher Publisher { get; } = CreatePublisher(transport, topics, map, serializer, telemetry, options, subscriptions);
-
-    /// <summary>Whether published events of this type go to this process's handlers as they are
-    /// (<see cref="HeraldOptions.LocalHandoff"/>): only when a subscription here handles the type
-    /// (the log would hold them for nobody otherwise), the type is a class that cannot change, and
-    /// Herald's System.Text.Json serializer gives it back exactly.</summary>
-    private static bool HandsOff(EventMapping mapping, HeraldOptions options, IEventSerializer serializer, IReadOnlyList<SubscriptionDefinition> subscriptions)
-    {
-        if (!options.LocalHandoff || mapping.ClrType.IsValueType || serializer is not SystemTextJsonEventSerializer json) return false;
-        var handled = false;
-        foreach (var s in subscriptions) handled |= s.Bindings.ContainsKey(mapping);
-        return handled && ImmutableTypes.IsDeeplyImmutable(mapping.ClrType) && json.RoundTripsExactly(mapping.ClrType);
-    }
-
-    private static Publisher CreatePublisher(ITransport transport, TopicTable topics, EventTypeMap map, IEventSerializer serializer, HeraldTelemetry telemetry, HeraldOptions options, IReadOnlyList<SubscriptionDefinition> subscriptions)
-    {
-        foreach (var mapping in map.All) mapping.HandsOff = HandsOff(mapping, options, serializer, subscriptions);
-        return new Publisher(transport, topics, map, serializer, telemetry, options);
-    }
+    public Publisher Publisher { get; } = new(transport, topics, map, serializer, telemetry, options);
 
     /// <summary>Creates every topic in use: declared ones, mapped ones, and the retry and
     /// dead-letter topics of each (topic, group), with the partitions of their topic.</summary>

@@ -134,9 +134,7 @@ internal sealed class Publisher(
             var cause = EventContext.Current?.EnvelopeIfAvailable;
             if ((options?.CorrelationId ?? cause?.CorrelationId) is { } correlation) buffer.AddHeader(CorrelationIdField, correlation);
             if ((options?.CausationId ?? cause?.Id) is { } causation) buffer.AddHeader(CausationIdField, causation);
-            // Only an event of exactly the mapped type: a subclass may carry state the mapping never vetted.
-            var local = !typeof(T).IsValueType && mapping.HandsOff && evt!.GetType() == typeof(T) ? (object)evt : null;
-            return new OutgoingRecord(key is null ? null : buffer.Slice(keyStart, keyLength), buffer.Slice(0, valueLength), buffer) { Owner = buffer, Local = local };
+            return new OutgoingRecord(key is null ? null : buffer.Slice(keyStart, keyLength), buffer.Slice(0, valueLength), buffer) { Owner = buffer };
         }
         catch
         {

@@ -53,11 +53,6 @@ public readonly record struct OutgoingRecord(
     /// <summary>What holds the record's memory (a pooled buffer), if anything: the transport
     /// disposes it exactly once, as soon as it has copied the record or given up on it.</summary>
     public IDisposable? Owner { get; init; }
-
-    /// <summary>The published event itself, when it may be handed to handlers in this process in
-    /// place of decoding the record (an immutable event whose serializer round-trips it exactly):
-    /// a transport that can, keeps it for its readers; others ignore it.</summary>
-    internal object? Local { get; init; }
 }
 
 /// <summary>A record consumed or read from a partition. Key, value and header values are valid
@@ -74,10 +69,6 @@ public readonly record struct TransportRecord(
     /// <summary>The pooled memory the record lives in, if any: released once by whoever finishes
     /// the record (the subscription pipeline), after which key, value and headers are invalid.</summary>
     internal RecordLease? Lease { get; init; }
-
-    /// <summary>The event this record was published from in this process, if the transport kept
-    /// it (<see cref="OutgoingRecord.Local"/>): handlers get it instead of a decoded copy.</summary>
-    internal object? Local { get; init; }
 
     /// <summary>An estimate of the memory the record holds, for prefetch accounting.</summary>
     public int Size

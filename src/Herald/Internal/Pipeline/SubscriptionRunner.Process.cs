@@ -165,10 +165,7 @@ internal sealed partial class SubscriptionRunner
             object evt;
             try
             {
-                // The published event itself when it came from this process and its type may be handed on.
-                evt = record.Local is { } local && local.GetType() == mapping.ClrType
-                    ? local
-                    : binding.Deserialize(_rt.Serializer, record.Value is { } v ? v.Span : default);
+                evt = binding.Deserialize(_rt.Serializer, record.Value is { } v ? v.Span : default);
             }
             catch (Exception e)
             {
