@@ -91,11 +91,30 @@ public sealed class EventContext
         }
     }
 
-    /// <summary>Publishes a follow-up event with this event's correlation id and this event as its cause.</summary>
-    public ValueTask PublishAsync<T>(T evt, string? key = null, CancellationToken cancellationToken = default) =>
-        _env.Publisher.PublishAsync(evt, EnvelopeIfAvailable is { } cause
+    /// <summary>Publishes a follow-up event with this event's correlation id and this event as its
+    /// cause. In a subscription with the inbox (<see cref="Subscriptions.SubscriptionBuilder.UseInbox"/>)
+    /// the event goes into the outbox in the handler's transaction, and is published only if the
+    /// handler's effects commit.</summary>
+    public ValueTask PublishAsync<T>(T evt, string? key = null, CancellationToken cancellationToken = default)
+    {
+        var options = EnvelopeIfAvailable is { } cause
             ? new PublishOptions { Key = key, CorrelationId = cause.CorrelationId, CausationId = cause.Id }
-            : new PublishOptions { Key = key }, cancellationToken);
+            : new PublishOptions { Key = key };
+        return UnitOfWork is { } unit ? unit.PublishAsync(evt, options, cancellationToken) : _env.Publisher.PublishAsync(evt, options, cancellationToken);
+    }
+
+    /// <summary>The attempt's transaction on Herald's store, in a subscription with the inbox; null otherwise.</summary>
+    internal Internal.Pipeline.UnitOfWork? UnitOfWork { get; set; }
+
+    /// <summary>In a subscription with the inbox: the connection to the service's database (Herald's
+    /// store) that the handler makes its effects on, inside <see cref="Transaction"/>. Null in other
+    /// subscriptions. Run one command at a time on it.</summary>
+    public System.Data.Common.DbConnection? Connection => UnitOfWork?.Connection;
+
+    /// <summary>In a subscription with the inbox: the transaction that commits the handler's effects,
+    /// the events it publishes and the inbox entry for this event together, once the handler
+    /// returns; it rolls back if the handler throws. Null in other subscriptions.</summary>
+    public System.Data.Common.DbTransaction? Transaction => UnitOfWork?.Transaction;
 
     /// <summary>Whether a DI scope of this event's own was created (and needs disposing).</summary>
     internal bool HasScope => _scope is not null;

@@ -44,6 +44,44 @@ public sealed class HeraldBuilder
         return this;
     }
 
+    /// <summary>Herald's transactional outbox (with its relay, unless
+    /// <see cref="Outbox.OutboxOptions.RunRelay"/> is off) and inbox in the service's own database,
+    /// beside its tables, so that state changes, the events they cause and the ids of the events
+    /// handled commit together. Store packages call this: <c>h.UseSqlite(...)</c>, <c>h.UsePostgres(...)</c>.</summary>
+    public HeraldBuilder UseStore<TStore>(Func<IServiceProvider, TStore> store, Action<Outbox.OutboxOptions>? outbox = null, Action<Inbox.InboxOptions>? inbox = null)
+        where TStore : class, Outbox.IOutboxStore, Inbox.IInboxStore
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        if (StoreType is not null) throw new InvalidOperationException($"Herald's store is configured twice ({StoreType.Name} and {typeof(TStore).Name}): call UseStore (or UseSqlite/UsePostgres) once");
+        outbox?.Invoke(OutboxOptions);
+        inbox?.Invoke(InboxOptions);
+        StoreType = typeof(TStore);
+        Services.AddSingleton(store);
+        Services.AddSingleton<Outbox.IOutboxStore>(sp => sp.GetRequiredService<TStore>());
+        Services.AddSingleton<Inbox.IInboxStore>(sp => sp.GetRequiredService<TStore>());
+        return this;
+    }
+
+    internal Type? StoreType;
+
+    internal Outbox.OutboxOptions OutboxOptions { get; } = new();
+
+    internal Inbox.InboxOptions InboxOptions { get; } = new();
+
+    /// <summary>The TTL dedupe store that subscriptions with <see cref="SubscriptionBuilder.UseDedupe"/>
+    /// use: <see cref="Dedupe.MemoryDedupeStore"/> (one process, bounded), or a store package's
+    /// (SQLite, Redis).</summary>
+    public HeraldBuilder UseDedupe(Func<IServiceProvider, Dedupe.IDedupeStore> store)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        if (HasDedupeStore) throw new InvalidOperationException("the dedupe store is configured twice: call UseDedupe once");
+        HasDedupeStore = true;
+        Services.AddSingleton(store);
+        return this;
+    }
+
+    internal bool HasDedupeStore;
+
     public HeraldBuilder UseSerializer(IEventSerializer serializer)
     {
         ArgumentNullException.ThrowIfNull(serializer);

@@ -4,6 +4,7 @@ using Herald.Diagnostics;
 using Herald.Embedded;
 using Herald.Hosting;
 using Herald.Internal;
+using Herald.Internal.Relay;
 using Herald.Serialization;
 using Herald.Subscriptions;
 using Herald.Transport;
@@ -34,12 +35,41 @@ public static class HeraldServiceCollectionExtensions
         services.AddSingleton<IEventPublisher>(sp => sp.GetRequiredService<HeraldRuntime>().Publisher);
         services.AddSingleton(sp => new DeadLetterQueue(sp.GetRequiredService<HeraldRuntime>()));
         services.AddHostedService(sp => new HeraldHostedService(sp.GetRequiredService<HeraldRuntime>()));
+        if (builder.StoreType is not null) AddStores(services, builder);
         return services;
+    }
+
+    /// <summary>The outbox (public, for application code), its relay and the inbox's janitor.</summary>
+    private static void AddStores(IServiceCollection services, HeraldBuilder builder)
+    {
+        services.AddSingleton(sp => sp.GetRequiredService<HeraldRuntime>().Outbox!); // TransactionalOutbox
+        if (builder.OutboxOptions.RunRelay)
+        {
+            services.AddSingleton(sp =>
+            {
+                var runtime = sp.GetRequiredService<HeraldRuntime>();
+                return new OutboxRelay(runtime.Outbox!.Store, runtime.Transport, runtime.Topics, builder.OutboxOptions, runtime.OutboxSignal!,
+                    runtime.Telemetry, runtime.Time, runtime.LoggerFactory.CreateLogger("Herald.Outbox"));
+            });
+            // After Herald's own hosted service (registered first): topics exist when the relay starts.
+            services.AddHostedService(sp => sp.GetRequiredService<OutboxRelay>());
+        }
+        services.AddHostedService(sp =>
+        {
+            var runtime = sp.GetRequiredService<HeraldRuntime>();
+            return new InboxJanitor(sp.GetRequiredService<Inbox.IInboxStore>(), builder.InboxOptions, runtime.Subscriptions, runtime.Time,
+                runtime.LoggerFactory.CreateLogger("Herald.Inbox"));
+        });
     }
 
     private static HeraldRuntime Build(HeraldBuilder builder, IServiceProvider services)
     {
         builder.Options.Validate();
+        if (builder.StoreType is not null)
+        {
+            builder.OutboxOptions.Validate();
+            builder.InboxOptions.Validate();
+        }
         var map = new EventTypeMap();
         foreach (var add in builder.Events) add(map);
         var definitions = new List<SubscriptionDefinition>();
@@ -57,6 +87,10 @@ public static class HeraldServiceCollectionExtensions
             foreach (var topic in bindings.Keys.Select(m => m.Topic).Distinct())
                 foreach (var name in new[] { TopicNames.Retry(topic, s.Group), TopicNames.DeadLetter(topic, s.Group) })
                     if (name.Length > 249) throw new ArgumentException($"subscription '{s.Group}' on topic '{topic}' makes topic name '{name}' longer than 249 characters", nameof(builder));
+            if (s.Options.Idempotency == Idempotency.Inbox && builder.StoreType is null)
+                throw new ArgumentException($"subscription '{s.Group}' uses the inbox, which lives in Herald's store: add h.UseSqlite(...) or h.UsePostgres(...)", nameof(builder));
+            if (s.Options.Idempotency == Idempotency.Dedupe && !builder.HasDedupeStore)
+                throw new ArgumentException($"subscription '{s.Group}' uses a dedupe store, and none is configured: add h.UseDedupe(...)", nameof(builder));
             definitions.Add(new SubscriptionDefinition(s.Group, s.Options, bindings));
         }
         var transport = services.GetRequiredService<ITransport>();
@@ -71,6 +105,10 @@ public static class HeraldServiceCollectionExtensions
             services.GetRequiredService<HeraldTelemetry>(),
             services.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance,
             services,
-            services.GetRequiredService<TimeProvider>());
+            services.GetRequiredService<TimeProvider>(),
+            services.GetService<Outbox.IOutboxStore>(),
+            services.GetService<Inbox.IInboxStore>(),
+            services.GetService<Dedupe.IDedupeStore>(),
+            builder.OutboxOptions);
     }
 }

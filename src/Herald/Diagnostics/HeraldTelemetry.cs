@@ -11,7 +11,11 @@ public sealed class HeraldTelemetry : IDisposable
     public const string Name = "Herald";
 
     private readonly Meter _meter;
-    private readonly Counter<long> _published, _handled, _failed, _retried, _deadLettered;
+
+    /// <summary>What the outbox relay last saw (null without an outbox), and when (Unix ms).</summary>
+    internal Outbox.OutboxStats? Outbox { get; set; }
+    internal long OutboxObservedMs { get; set; }
+    private readonly Counter<long> _published, _handled, _failed, _retried, _deadLettered, _deduplicated, _relayed;
     private readonly Histogram<double> _duration;
     private readonly List<Func<IEnumerable<Measurement<long>>>> _lagSources = [];
 
@@ -24,8 +28,13 @@ public sealed class HeraldTelemetry : IDisposable
         _failed = _meter.CreateCounter<long>("herald.failed", "{attempt}", "Handler attempts that threw.");
         _retried = _meter.CreateCounter<long>("herald.retried", "{event}", "Events sent to a retry topic for a delayed retry.");
         _deadLettered = _meter.CreateCounter<long>("herald.dead_lettered", "{event}", "Events written to a dead-letter topic.");
+        _deduplicated = _meter.CreateCounter<long>("herald.deduplicated", "{event}", "Redelivered events acknowledged without running their handler (the inbox or the dedupe store knew them).");
+        _relayed = _meter.CreateCounter<long>("herald.outbox.relayed", "{event}", "Outbox events published by the relay.");
         _duration = _meter.CreateHistogram<double>("herald.handler.duration", "s", "Handler duration per attempt.");
         _meter.CreateObservableGauge("herald.consumer.lag", ObserveLag, "{event}", "Records not yet consumed per partition and group.");
+        _meter.CreateObservableGauge("herald.outbox.pending", () => Outbox is { } o ? [new Measurement<long>(o.Pending)] : Array.Empty<Measurement<long>>(), "{event}", "Events in the outbox not yet relayed.");
+        _meter.CreateObservableGauge("herald.outbox.oldest_age", () => Outbox is { OldestCreatedMs: { } oldest } ? [new Measurement<double>(Math.Max(0, (OutboxObservedMs - oldest) / 1000.0))] : Array.Empty<Measurement<double>>(), "s", "Age of the oldest event in the outbox when last looked at.");
+        _meter.CreateObservableGauge("herald.outbox.stuck", () => Outbox is { } o ? [new Measurement<long>(o.Stuck)] : Array.Empty<Measurement<long>>(), "{event}", "Outbox events that failed to publish OutboxOptions.StuckAttempts times or more.");
     }
 
     public ActivitySource Source { get; }
@@ -89,6 +98,11 @@ public sealed class HeraldTelemetry : IDisposable
         _failed.Add(1, tags);
         _duration.Record(seconds, tags);
     }
+
+    internal void Deduplicated(string topic, string group) =>
+        _deduplicated.Add(1, new TagList { { "messaging.destination.name", topic }, { "messaging.consumer.group.name", group } });
+
+    internal void Relayed(int count) => _relayed.Add(count);
 
     internal void Retried(string topic, string group) =>
         _retried.Add(1, new TagList { { "messaging.destination.name", topic }, { "messaging.consumer.group.name", group } });

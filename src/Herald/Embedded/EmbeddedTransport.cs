@@ -54,6 +54,26 @@ public sealed class EmbeddedTransport : ITransport
     public ValueTask SendAsync(string topic, int partition, OutgoingRecord record, CancellationToken cancellationToken = default) =>
         PartitionFor(topic, partition, record).AppendIgnoringOffsetAsync(ToNewRecord(record), cancellationToken);
 
+    /// <summary>One atomic append: the log writes all the records in one group, or none.</summary>
+    public async ValueTask ProduceManyAsync(string topic, int partition, IReadOnlyList<OutgoingRecord> records, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(records);
+        if (records.Count == 0) return;
+        LogPartition log;
+        try
+        {
+            log = Partition(topic, partition);
+        }
+        catch
+        {
+            foreach (var r in records) r.Owner?.Dispose();
+            throw;
+        }
+        var list = new NewRecord[records.Count];
+        for (var i = 0; i < list.Length; i++) list[i] = ToNewRecord(records[i]);
+        await log.AppendAsync(list, cancellationToken).ConfigureAwait(false);
+    }
+
     private static NewRecord ToNewRecord(in OutgoingRecord record) =>
         new(record.Key, record.Value, record.Headers, record.TimestampMs) { Owner = record.Owner };
 

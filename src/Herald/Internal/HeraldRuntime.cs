@@ -1,4 +1,5 @@
 using Herald.Diagnostics;
+using Herald.Internal.Relay;
 using Herald.Serialization;
 using Herald.Subscriptions;
 using Herald.Transport;
@@ -28,7 +29,11 @@ internal sealed class HeraldRuntime(
     HeraldTelemetry telemetry,
     ILoggerFactory loggerFactory,
     IServiceProvider services,
-    TimeProvider time)
+    TimeProvider time,
+    Outbox.IOutboxStore? outboxStore = null,
+    Inbox.IInboxStore? inboxStore = null,
+    Dedupe.IDedupeStore? dedupeStore = null,
+    Outbox.OutboxOptions? outboxOptions = null)
 {
     public HeraldOptions Options { get; } = options;
     public ITransport Transport { get; } = transport;
@@ -41,7 +46,32 @@ internal sealed class HeraldRuntime(
     public IServiceProvider Services { get; } = services;
     public TimeProvider Time { get; } = time;
     public KeyRoutingRegistry Routing { get; } = new();
-    public Publisher Publisher { get; } = new(transport, topics, map, serializer, telemetry, options);
+    // Made together: the outbox builds its events with the publisher, and wakes the relay through the signal.
+    private readonly (Publisher Publisher, OutboxSignal? Signal, Herald.Outbox.TransactionalOutbox? Outbox) _made =
+        Make(transport, topics, map, serializer, telemetry, options, time, outboxStore, outboxOptions);
+
+    public Publisher Publisher => _made.Publisher;
+
+    /// <summary>Wakes the outbox relay; null without a store.</summary>
+    public OutboxSignal? OutboxSignal => _made.Signal;
+
+    /// <summary>The outbox in Herald's store; null without one.</summary>
+    public Herald.Outbox.TransactionalOutbox? Outbox => _made.Outbox;
+
+    /// <summary>The inbox in Herald's store; null without one.</summary>
+    public Inbox.IInboxStore? Inbox { get; } = inboxStore;
+
+    /// <summary>The TTL dedupe store; null without one.</summary>
+    public Dedupe.IDedupeStore? Dedupe { get; } = dedupeStore;
+
+    private static (Publisher, OutboxSignal?, Herald.Outbox.TransactionalOutbox?) Make(ITransport transport, TopicTable topics, EventTypeMap map, IEventSerializer serializer,
+        HeraldTelemetry telemetry, HeraldOptions options, TimeProvider time, Outbox.IOutboxStore? outboxStore, Outbox.OutboxOptions? outboxOptions)
+    {
+        var publisher = new Publisher(transport, topics, map, serializer, telemetry, options);
+        if (outboxStore is null) return (publisher, null, null);
+        var signal = new OutboxSignal(time);
+        return (publisher, signal, new Herald.Outbox.TransactionalOutbox(publisher, outboxStore, signal, time, outboxOptions ?? new Outbox.OutboxOptions()));
+    }
 
     /// <summary>Creates every topic in use: declared ones, mapped ones, and the retry and
     /// dead-letter topics of each (topic, group), with the partitions of their topic.</summary>

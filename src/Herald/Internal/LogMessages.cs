@@ -36,4 +36,25 @@ internal static partial class LogMessages
 
     [LoggerMessage(10, LogLevel.Information, "Herald started: transport {Transport}, {Subscriptions} subscriptions")]
     public static partial void Started(ILogger logger, string transport, int subscriptions);
+
+    [LoggerMessage(12, LogLevel.Warning, "Outbox: publishing event {Id} to {Topic} failed (attempt {Attempt}); it is tried again in {Delay}, and later events of its key wait behind it")]
+    public static partial void OutboxPublishFailed(ILogger logger, Exception error, long id, string topic, int attempt, TimeSpan delay);
+
+    [LoggerMessage(13, LogLevel.Error, "Outbox: event {Id} to {Topic} is stuck after {Attempt} failed publishes; only its key waits for it")]
+    public static partial void OutboxStuck(ILogger logger, Exception error, long id, string topic, int attempt);
+
+    [LoggerMessage(14, LogLevel.Error, "Outbox: the relay round failed; retrying in {Delay}")]
+    public static partial void OutboxRelayFailed(ILogger logger, Exception error, TimeSpan delay);
+
+    [LoggerMessage(15, LogLevel.Error, "Group {Group}: ending a handler's transaction failed; the event's outcome stands (it is rolled back unless it committed)")]
+    public static partial void TransactionDisposeFailed(ILogger logger, Exception error, string group);
+
+    [LoggerMessage(16, LogLevel.Warning, "Outbox: listening for commits failed; listening again in {Delay} (the relay polls meanwhile)")]
+    public static partial void OutboxListenFailed(ILogger logger, Exception error, TimeSpan delay);
+
+    [LoggerMessage(17, LogLevel.Error, "Inbox: removing old entries failed; trying again in {Delay}")]
+    public static partial void InboxPurgeFailed(ILogger logger, Exception error, TimeSpan delay);
+
+    [LoggerMessage(18, LogLevel.Information, "Inbox: removed {Count} entries older than {Retention} or beyond the newest {MaxEntries}")]
+    public static partial void InboxPurged(ILogger logger, long count, TimeSpan retention, long maxEntries);
 }

@@ -48,6 +48,8 @@ internal sealed class Publisher(
     /// counts the event once it is durable.</summary>
     public ValueTask PublishAsync<T>(T evt, PublishOptions? options = null, CancellationToken cancellationToken = default)
     {
+        // Inside a handler with the inbox: into the outbox, in the handler's transaction.
+        if (EventContext.Current is { UnitOfWork: { } unit }) return unit.PublishAsync(evt, options, cancellationToken);
         if (telemetry.ObservesPublishing) return PublishObservedAsync(evt, options, cancellationToken);
         try
         {
@@ -90,6 +92,19 @@ internal sealed class Publisher(
             activity.SetTag("error.type", e.GetType().FullName);
             throw;
         }
+    }
+
+    /// <summary>The event as the outbox stores it: built as a publish builds it (key, value,
+    /// CloudEvents headers with a new id, correlation and causation inside a handler), copied out
+    /// of the pooled buffer.</summary>
+    internal Outbox.OutboxMessage BuildForOutbox<T>(T evt, PublishOptions? options, long nowMs)
+    {
+        ArgumentNullException.ThrowIfNull(evt);
+        var mapping = map.Get<T>();
+        var record = Build(evt, mapping, options, 1, out _);
+        using var owner = record.Owner;
+        var headers = (Herald.Log.IEncodedHeaders)record.Headers!;
+        return new Outbox.OutboxMessage(0, mapping.Topic, record.Key?.ToArray(), record.Value!.Value.ToArray(), headers.EncodedFields.ToArray(), headers.Count, nowMs, 0);
     }
 
     /// <summary>Serializes the event and writes its key and CloudEvents headers into a pooled

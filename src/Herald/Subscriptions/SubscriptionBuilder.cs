@@ -38,6 +38,26 @@ public sealed class SubscriptionBuilder
         return this;
     }
 
+    /// <summary>Effectively once: each event is handled in a transaction on Herald's store that
+    /// records its id in the inbox together with the handler's own effects (made through
+    /// <see cref="EventContext.Connection"/> and <see cref="EventContext.Transaction"/>) and the events
+    /// it publishes (which go to the outbox); a redelivery of an event whose handling committed is
+    /// acknowledged without running the handler. See <see cref="Idempotency.Inbox"/>.</summary>
+    public SubscriptionBuilder UseInbox()
+    {
+        Options.Idempotency = Idempotency.Inbox;
+        return this;
+    }
+
+    /// <summary>Skips events whose id the dedupe store holds, and marks an event's id for
+    /// <paramref name="ttl"/> (a day by default) once its handler succeeded. See <see cref="Idempotency.Dedupe"/>.</summary>
+    public SubscriptionBuilder UseDedupe(TimeSpan? ttl = null)
+    {
+        Options.Idempotency = Idempotency.Dedupe;
+        if (ttl is { } t) Options.DedupeTtl = t;
+        return this;
+    }
+
     public SubscriptionBuilder Configure(Action<SubscriptionOptions> configure)
     {
         ArgumentNullException.ThrowIfNull(configure);

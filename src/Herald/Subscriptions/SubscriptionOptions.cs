@@ -30,6 +30,13 @@ public sealed class SubscriptionOptions
     /// consumption of that partition pauses.</summary>
     public int MaxBlockedKeys { get; set; } = 100_000;
 
+    /// <summary>How redelivered events are recognised (<see cref="SubscriptionBuilder.UseInbox"/>,
+    /// <see cref="SubscriptionBuilder.UseDedupe"/>); none by default.</summary>
+    public Idempotency Idempotency { get; set; } = Idempotency.None;
+
+    /// <summary>With <see cref="Idempotency.Dedupe"/>: how long a handled event's id is remembered.</summary>
+    public TimeSpan DedupeTtl { get; set; } = TimeSpan.FromDays(1);
+
     public void Validate(string group)
     {
         if (MaxInFlight is < 1 or > 100_000) throw Invalid(nameof(MaxInFlight), $"subscription '{group}': MaxInFlight must be 1 to 100000");
@@ -38,6 +45,8 @@ public sealed class SubscriptionOptions
         if (CommitInterval < TimeSpan.FromMilliseconds(1) || CommitInterval > TimeSpan.FromMinutes(5)) throw Invalid(nameof(CommitInterval), $"subscription '{group}': CommitInterval must be 1 ms to 5 minutes");
         if (MaxBlockedKeys < 1) throw Invalid(nameof(MaxBlockedKeys), $"subscription '{group}': MaxBlockedKeys must be positive");
         if (Retry is null) throw Invalid(nameof(Retry), $"subscription '{group}': Retry must not be null");
+        if (!Enum.IsDefined(Idempotency)) throw Invalid(nameof(Idempotency), $"subscription '{group}': Idempotency {(int)Idempotency} is not a defined value");
+        if (DedupeTtl < TimeSpan.FromSeconds(1) || DedupeTtl > TimeSpan.FromDays(365)) throw Invalid(nameof(DedupeTtl), $"subscription '{group}': DedupeTtl must be 1 second to 365 days");
         Retry.Validate(group);
     }
 

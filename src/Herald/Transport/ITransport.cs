@@ -28,6 +28,26 @@ public interface ITransport : IAsyncDisposable
     async ValueTask SendAsync(string topic, int partition, OutgoingRecord record, CancellationToken cancellationToken = default) =>
         await ProduceAsync(topic, partition, record, cancellationToken).ConfigureAwait(false);
 
+    /// <summary>Appends records to one partition in the given order, completing once all are
+    /// durable. A transport that can makes it atomic (the embedded log: all or none); otherwise a
+    /// failure may leave the records before the failing one produced, never one after it.</summary>
+    async ValueTask ProduceManyAsync(string topic, int partition, IReadOnlyList<OutgoingRecord> records, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(records);
+        for (var i = 0; i < records.Count; i++)
+        {
+            try
+            {
+                await ProduceAsync(topic, partition, records[i], cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                for (var j = i + 1; j < records.Count; j++) records[j].Owner?.Dispose();
+                throw;
+            }
+        }
+    }
+
     /// <summary>The first and the next-to-be-written offsets of a partition.</summary>
     PartitionOffsets GetOffsets(string topic, int partition);
 

@@ -187,7 +187,16 @@ internal sealed partial class SubscriptionRunner
                     var started = metrics ? Stopwatch.GetTimestamp() : 0;
                     try
                     {
-                        await binding.InvokeAsync(evt, context).ConfigureAwait(false);
+                        if (_options.Idempotency == Idempotency.None) await binding.InvokeAsync(evt, context).ConfigureAwait(false);
+                        else if (!await HandleOnceAsync(work, binding, evt, context).ConfigureAwait(false))
+                        {
+                            // Handled before (its inbox entry or dedupe mark is there): acknowledged without running again.
+                            _rt.Telemetry.Deduplicated(lane.Topic, _sub.Group);
+                            activity?.Dispose();
+                            if (work.IsRetry) await MarkRetryDoneAsync(work).ConfigureAwait(false);
+                            CompleteRetry(work);
+                            return true;
+                        }
                         if (metrics) _rt.Telemetry.Handled(lane.Topic, _sub.Group, Stopwatch.GetElapsedTime(started).TotalSeconds);
                         activity?.Dispose();
                         if (work.IsRetry) await MarkRetryDoneAsync(work).ConfigureAwait(false);
@@ -236,6 +245,53 @@ internal sealed partial class SubscriptionRunner
             return Stalled(work, e);
         }
     }
+
+    /// <summary>One attempt with the subscription's idempotency: with the inbox, inside a transaction
+    /// on Herald's store that records the event, holds the handler's effects and its outbox events,
+    /// and commits once the handler returns (rolled back if it throws); with a dedupe store, skipped
+    /// when the event's id is marked, and marked once the handler succeeded. False when the event
+    /// was handled before and the handler did not run.</summary>
+    private async ValueTask<bool> HandleOnceAsync(Work work, HandlerBinding binding, object evt, EventContext context)
+    {
+        var id = EventId(work);
+        if (_options.Idempotency == Idempotency.Dedupe)
+        {
+            var dedupe = _rt.Dedupe!;
+            var key = string.Concat(_sub.Group, "/", id);
+            if (await dedupe.ContainsAsync(key, _abort.Token).ConfigureAwait(false)) return false;
+            await binding.InvokeAsync(evt, context).ConfigureAwait(false);
+            await dedupe.TryMarkAsync(key, _options.DedupeTtl, _abort.Token).ConfigureAwait(false);
+            return true;
+        }
+        var unit = await UnitOfWork.BeginAsync(_rt.Inbox!, _rt.Outbox!, _abort.Token).ConfigureAwait(false);
+        try
+        {
+            if (!await _rt.Inbox!.TryRecordAsync(unit.Transaction, _sub.Group, id, NowMs(), _abort.Token).ConfigureAwait(false)) return false;
+            context.UnitOfWork = unit;
+            await binding.InvokeAsync(evt, context).ConfigureAwait(false);
+            await unit.CommitAsync(_abort.Token).ConfigureAwait(false);
+            return true;
+        }
+        finally
+        {
+            context.UnitOfWork = null;
+            try
+            {
+                await unit.DisposeAsync().ConfigureAwait(false); // rolls back unless committed
+            }
+            catch (Exception e)
+            {
+                LogMessages.TransactionDisposeFailed(_log, e, _sub.Group);
+            }
+        }
+    }
+
+    /// <summary>The event's id for the inbox and dedupe: its <c>ce_id</c>, or where it was first
+    /// written when it has none (a record from a plain client).</summary>
+    private static string EventId(Work work) =>
+        Headers.String(work.Record.Headers, HeaderNames.Id) is { Length: > 0 } id
+            ? id
+            : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{work.Lane.Topic}/{work.Lane.Partition}/{work.OriginalOffset}");
 
     /// <summary>Disposes the event's DI scope; a service that throws while being disposed is logged
     /// and does not undo the handler's outcome.</summary>
