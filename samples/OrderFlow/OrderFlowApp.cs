@@ -1,5 +1,8 @@
 using Herald;
 using Herald.DeadLetters;
+using Herald.Embedded;
+using Herald.Log;
+using Herald.Outbox;
 using Herald.Subscriptions;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -8,12 +11,15 @@ using OrderFlow.Inventory;
 using OrderFlow.OrderView;
 using OrderFlow.Payments;
 using OrderFlow.Run;
+using OrderFlow.Services;
 using OrderFlow.Shipping;
 
 namespace OrderFlow;
 
-/// <summary>Runs the sample: wires the services on Herald, places the orders, follows them to
-/// their final states and returns the summary.</summary>
+/// <summary>Runs the sample: the shop and three services, each a host of its own with its own
+/// database (Herald's outbox and inbox beside its tables), all on one embedded log; a projection
+/// host follows every order. Places the orders, follows them to their final states and returns the
+/// audited summary.</summary>
 public static class OrderFlowApp
 {
     /// <summary>Every (topic, group) the wiring below subscribes; each has a dead-letter topic "topic.group.dlq".</summary>
@@ -25,16 +31,16 @@ public static class OrderFlowApp
         ("orders", "orders-view"), ("inventory", "orders-view"), ("payments", "orders-view"), ("shipping", "orders-view"),
     ];
 
-    /// <summary>The choreography: who publishes what where, and who reacts to it. No service calls
-    /// another; each reacts to events and publishes its own.</summary>
-    public static void ConfigureHerald(HeraldBuilder h, string dataDirectory)
+    /// <summary>The services that keep state, each in its own database.</summary>
+    public static readonly string[] Services = ["shop", "inventory", "payments", "shipping"];
+
+    /// <summary>What every service agrees on: the events, their topics and keys. One topic per
+    /// publishing service; the order id is the key of every event, so each order's events stay in
+    /// order within a topic and spread over its partitions.</summary>
+    public static void MapEvents(HeraldBuilder h)
     {
-        h.UseEmbedded(dataDirectory);
         h.UseSystemTextJson(OrderFlowJson.Default.Options); // source-generated: no reflection per event
         h.Options.Source = "orderflow";
-
-        // One topic per publishing service; the order id is the key of every event, so each
-        // order's events stay in order within a topic and spread over its partitions.
         foreach (var topic in (string[])["orders", "inventory", "payments", "shipping"]) h.Topic(topic, partitions: 4);
         h.Event<OrderPlaced>("orders", e => e.OrderId.ToString());
         h.Event<StockReserved>("inventory", e => e.OrderId.ToString());
@@ -45,31 +51,56 @@ public static class OrderFlowApp
         h.Event<PaymentRefunded>("payments", e => e.OrderId.ToString());
         h.Event<ShipmentScheduled>("shipping", e => e.OrderId.ToString());
         h.Event<ShipmentFailed>("shipping", e => e.OrderId.ToString());
+    }
 
-        // A consumer group per service: each sees every event of the topics it handles.
-        h.Subscribe("inventory", s => s
-            .Handle<OrderPlaced, InventoryHandlers>()          // → StockReserved | OutOfStock
-            .Handle<PaymentDeclined, InventoryHandlers>()      // compensation → StockReleased
-            .Handle<PaymentRefunded, InventoryHandlers>()      // compensation → StockReleased
-            .Configure(FastRetries));
-        h.Subscribe("payments", s => s
-            .Handle<StockReserved, PaymentHandlers>()          // → PaymentCharged | PaymentDeclined (or throws: dead letter)
-            .Handle<ShipmentFailed, PaymentHandlers>()         // compensation → PaymentRefunded
-            .Configure(FastRetries));
-        h.Subscribe("shipping", s => s
-            .Handle<PaymentCharged, ShippingHandlers>()        // → ShipmentScheduled | ShipmentFailed
-            .Configure(FastRetries));
-        h.Subscribe("orders-view", s => s
-            .Handle<OrderPlaced, OrderViewProjection>()
-            .Handle<StockReserved, OrderViewProjection>()
-            .Handle<OutOfStock, OrderViewProjection>()
-            .Handle<StockReleased, OrderViewProjection>()
-            .Handle<PaymentCharged, OrderViewProjection>()
-            .Handle<PaymentDeclined, OrderViewProjection>()
-            .Handle<PaymentRefunded, OrderViewProjection>()
-            .Handle<ShipmentScheduled, OrderViewProjection>()
-            .Handle<ShipmentFailed, OrderViewProjection>()
-            .Configure(FastRetries));
+    /// <summary>The choreography: who reacts to what. No service calls another; each reacts to
+    /// events and publishes its own. The services' subscriptions use the inbox: each event is
+    /// handled once, in one transaction with the state it changes and the events it publishes
+    /// (which go to the service's outbox and are relayed once that transaction commits).</summary>
+    public static void Subscribe(string service, HeraldBuilder h)
+    {
+        switch (service)
+        {
+            case "shop":
+                break; // publishes OrderPlaced through its outbox (Shop), handles nothing
+            case "inventory":
+                h.Subscribe("inventory", s => s
+                    .UseInbox()
+                    .Handle<OrderPlaced, InventoryHandlers>()          // → StockReserved | OutOfStock
+                    .Handle<PaymentDeclined, InventoryHandlers>()      // compensation → StockReleased
+                    .Handle<PaymentRefunded, InventoryHandlers>()      // compensation → StockReleased
+                    .Configure(FastRetries));
+                break;
+            case "payments":
+                h.Subscribe("payments", s => s
+                    .UseInbox()
+                    .Handle<StockReserved, PaymentHandlers>()          // → PaymentCharged | PaymentDeclined (or throws: dead letter)
+                    .Handle<ShipmentFailed, PaymentHandlers>()         // compensation → PaymentRefunded
+                    .Configure(FastRetries));
+                break;
+            case "shipping":
+                h.Subscribe("shipping", s => s
+                    .UseInbox()
+                    .Handle<PaymentCharged, ShippingHandlers>()        // → ShipmentScheduled | ShipmentFailed
+                    .Configure(FastRetries));
+                break;
+            case "orders-view":
+                // A projection: recording a fact twice changes nothing, so it needs no inbox.
+                h.Subscribe("orders-view", s => s
+                    .Handle<OrderPlaced, OrderViewProjection>()
+                    .Handle<StockReserved, OrderViewProjection>()
+                    .Handle<OutOfStock, OrderViewProjection>()
+                    .Handle<StockReleased, OrderViewProjection>()
+                    .Handle<PaymentCharged, OrderViewProjection>()
+                    .Handle<PaymentDeclined, OrderViewProjection>()
+                    .Handle<PaymentRefunded, OrderViewProjection>()
+                    .Handle<ShipmentScheduled, OrderViewProjection>()
+                    .Handle<ShipmentFailed, OrderViewProjection>()
+                    .Configure(FastRetries));
+                break;
+            default:
+                throw new ArgumentException($"no service '{service}'", nameof(service));
+        }
     }
 
     /// <summary>A failing event is retried twice at once, then twice more through the retry topic,
@@ -94,49 +125,88 @@ public static class OrderFlowApp
         var board = new OrderBoard();
         foreach (var planned in plan) board.Track(planned.Order.OrderId, planned.Expected);
 
-        using var host = BuildHost(options, dataDirectory, board);
+        var databases = Services.ToDictionary(s => s, s => ServiceDatabase.Sqlite(s, dataDirectory));
+        await PrepareDatabasesAsync(databases, options, cancellationToken);
+        var openingStock = await Warehouse.OnHandAsync(databases["inventory"], cancellationToken);
+
+        await using var log = EmbeddedLog.Open(Path.Combine(dataDirectory, "log"));
+        var hosts = new List<(string Name, IHost Host)>();
+        foreach (var service in Services) hosts.Add((service, BuildHost(service, log, databases[service], board)));
+        hosts.Add(("orders-view", BuildHost("orders-view", log, null, board)));
+        var shopHost = hosts[0].Host;
+        var viewHost = hosts[^1].Host;
         output.WriteLine($"OrderFlow: placing {options.Orders} orders (seed {options.Seed}); data in {dataDirectory}");
         var progress = new Progress(output, plan.Count);
-        await host.StartAsync(cancellationToken);
+        try
+        {
+            foreach (var (_, host) in hosts) await host.StartAsync(cancellationToken);
 
-        // Stop on Ctrl+C (the host's console lifetime), on the caller's token, or at the timeout.
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);
-        stop.CancelAfter(options.Timeout);
-        var shop = new Shop(host.Services.GetRequiredService<IEventPublisher>());
-        var deadLetters = host.Services.GetRequiredService<DeadLetterQueue>();
-        var placing = shop.PlaceAsync(plan, stop.Token);
-        var finished = await FollowAsync(board, shop, placing, deadLetters, progress, options.ProgressInterval, stop.Token);
-        var elapsed = progress.Elapsed;
-        await host.StopAsync(CancellationToken.None);
+            // Stop on the caller's token (Ctrl+C) or at the timeout.
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            stop.CancelAfter(options.Timeout);
+            var shop = new Shop(shopHost.Services.GetRequiredService<TransactionalOutbox>());
+            var deadLetters = viewHost.Services.GetRequiredService<DeadLetterQueue>();
+            var placing = shop.PlaceAsync(plan, stop.Token);
+            var finished = await FollowAsync(board, shop, placing, deadLetters, progress, options.ProgressInterval, stop.Token);
+            var elapsed = progress.Elapsed;
+            foreach (var (_, host) in hosts) await host.StopAsync(CancellationToken.None);
 
-        var letters = await ListDeadLettersAsync(deadLetters, board, CancellationToken.None);
-        var failureGroups = new List<(string Topic, string Group, DeadLetterFailureGroup Failure)>();
-        foreach (var (topic, group) in letters.Select(l => (l.Topic, l.Group)).Distinct())
-            foreach (var failure in await deadLetters.GroupByFailureAsync(topic, group, CancellationToken.None))
-                failureGroups.Add((topic, group, failure));
-        var summary = OrderFlowSummary.Audit(new OrderFlowSummary.Inputs(
-            options, dataDirectory, plan, shop.Placed, finished, elapsed, board,
-            host.Services.GetRequiredService<Warehouse>(),
-            host.Services.GetRequiredService<PaymentGateway>(),
-            host.Services.GetRequiredService<Carrier>(),
-            letters, failureGroups));
-        summary.WriteTo(output);
-        return summary;
+            var letters = await ListDeadLettersAsync(deadLetters, board, CancellationToken.None);
+            var failureGroups = new List<(string Topic, string Group, DeadLetterFailureGroup Failure)>();
+            foreach (var (topic, group) in letters.Select(l => (l.Topic, l.Group)).Distinct())
+                foreach (var failure in await deadLetters.GroupByFailureAsync(topic, group, CancellationToken.None))
+                    failureGroups.Add((topic, group, failure));
+            var state = new ServiceState(
+                openingStock,
+                await Warehouse.OnHandAsync(databases["inventory"], CancellationToken.None),
+                await Warehouse.ReservationsAsync(databases["inventory"], CancellationToken.None),
+                await PaymentLedger.ChargesAsync(databases["payments"], CancellationToken.None),
+                await Carrier.ShipmentsAsync(databases["shipping"], CancellationToken.None));
+            var summary = OrderFlowSummary.Audit(new OrderFlowSummary.Inputs(
+                options, dataDirectory, databases.Values.Select(d => $"{d.Service}: {d.Describe()}").ToList(),
+                plan, shop.Placed, finished, elapsed, board, state, letters, failureGroups));
+            summary.WriteTo(output);
+            return summary;
+        }
+        finally
+        {
+            foreach (var (_, host) in hosts)
+            {
+                if (host is IAsyncDisposable a) await a.DisposeAsync();
+                else host.Dispose();
+            }
+        }
     }
 
-    private static IHost BuildHost(OrderFlowOptions options, string dataDirectory, OrderBoard board)
+    /// <summary>The service's tables, and the stock that arrives for this run.</summary>
+    private static async Task PrepareDatabasesAsync(Dictionary<string, ServiceDatabase> databases, OrderFlowOptions options, CancellationToken cancellationToken)
     {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { ApplicationName = "OrderFlow", Args = [] });
+        await databases["shop"].ExecuteAsync(Shop.Schema, cancellationToken);
+        await databases["inventory"].ExecuteAsync(Warehouse.Schema, cancellationToken);
+        await databases["payments"].ExecuteAsync(PaymentLedger.Schema, cancellationToken);
+        await databases["shipping"].ExecuteAsync(Carrier.Schema, cancellationToken);
+        await Warehouse.RestockAsync(databases["inventory"], OrderPlan.OpeningStock(options.Orders), cancellationToken);
+    }
+
+    private static IHost BuildHost(string service, EmbeddedLog log, ServiceDatabase? database, OrderBoard board)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { ApplicationName = $"OrderFlow.{service}", DisableDefaults = true });
         // Handler failures and dead letters are part of the show here, and the summary reports
         // them; per-record warnings with stack traces would drown the progress lines.
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
         builder.Logging.AddFilter("Herald.Subscription", LogLevel.Error);
         builder.Services.AddSingleton(board);
-        builder.Services.AddSingleton(new Warehouse(OrderPlan.OpeningStock(options.Orders)));
         builder.Services.AddSingleton<PaymentGateway>();
         builder.Services.AddSingleton<Carrier>();
-        builder.Services.AddHerald(h => ConfigureHerald(h, dataDirectory));
+        builder.Services.AddHerald(h =>
+        {
+            // Every service on the one log (in a real deployment: Kafka), each with its own database.
+            h.UseTransport(_ => new EmbeddedTransport(log, ownsLog: false));
+            database?.UseAsHeraldStore(h);
+            MapEvents(h);
+            Subscribe(service, h);
+        });
         return builder.Build();
     }
 
@@ -194,3 +264,11 @@ public static class OrderFlowApp
         return directory;
     }
 }
+
+/// <summary>What the services' databases hold at the end of a run, for the audit.</summary>
+public sealed record ServiceState(
+    IReadOnlyDictionary<string, long> OpeningStock,
+    IReadOnlyDictionary<string, long> ClosingStock,
+    IReadOnlyDictionary<Guid, Reservation> Reservations,
+    IReadOnlyDictionary<Guid, Charge> Charges,
+    IReadOnlyDictionary<Guid, Shipment> Shipments);

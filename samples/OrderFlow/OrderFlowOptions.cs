@@ -14,7 +14,8 @@ public sealed class OrderFlowOptions
           --out-of-stock-rate R     share of orders for a sold-out item (default 0.05)
           --undeliverable-rate R    share of orders no carrier delivers, refunded after payment (default 0.02)
           --seed N                  which orders get which fate, and what they buy (default 1)
-          --data DIR                the embedded log's directory (default: a new one per run under the temp folder)
+          --data DIR                the embedded log's and the services' SQLite databases' directory
+                                    (default: a new one per run under the temp folder)
           --fresh                   wipe the data directory first (without --data: earlier runs' directories)
           --timeout SECONDS         give up when not every order is final by then (default 120)
         """;

@@ -18,14 +18,13 @@ public sealed class OrderFlowSummary
     public sealed record Inputs(
         OrderFlowOptions Options,
         string DataDirectory,
+        IReadOnlyList<string> Databases,
         IReadOnlyList<PlannedOrder> Plan,
         int Placed,
         bool Finished,
         TimeSpan Elapsed,
         OrderBoard Board,
-        Warehouse Warehouse,
-        PaymentGateway Gateway,
-        Carrier Carrier,
+        ServiceState State,
         IReadOnlyList<RunDeadLetter> DeadLetters,
         IReadOnlyList<(string Topic, string Group, DeadLetterFailureGroup Failure)> FailureGroups);
 
@@ -88,11 +87,11 @@ public sealed class OrderFlowSummary
                 findings.Add("never reached a final state", $"{id}: expected {order.Expected.Describe()}, has seen {order.Facts}");
             else if (order.State != order.Expected)
                 findings.Add("reached a final state their scenario does not predict", $"{id}: expected {order.Expected.Describe()}, got {order.State.Describe()} ({order.Facts})");
-            var charge = run.Gateway.Find(id);
-            if (charge is { Approved: true }) charged += charge.Amount;
-            if (charge is { Refunded: true }) refunded += charge.Amount;
+            var charge = run.State.Charges.GetValueOrDefault(id);
+            if (charge is { Status: ChargeStatus.Charged or ChargeStatus.Refunded }) charged += charge.Amount;
+            if (charge is { Status: ChargeStatus.Refunded }) refunded += charge.Amount;
             if (order.State == OrderState.Shipped) shippedValue += amounts[id];
-            if (EffectsMismatch(order.State, run.Warehouse.Find(id), charge, run.Carrier.Find(id)) is { } mismatch)
+            if (EffectsMismatch(order.State, run.State.Reservations.GetValueOrDefault(id), charge, run.State.Shipments.GetValueOrDefault(id)) is { } mismatch)
                 findings.Add(EffectsKind, $"{id} ({order.State.Describe()}): {mismatch}");
         }
 
@@ -107,7 +106,7 @@ public sealed class OrderFlowSummary
                 findings.Add("that are poison have a dead letter other than their failed payment", $"{d.OrderId}: {d.Topic}.{d.Group}.dlq, {d.Letter.Reason}");
         }
 
-        var stockMismatches = run.Warehouse.StockMismatches();
+        var stockMismatches = StockMismatches(run);
         foreach (var mismatch in stockMismatches) problems.Add($"stock does not add up for {mismatch}");
         // Orders still in flight may have been charged and not shipped yet: money adds up only at the end.
         var moneyAddsUp = charged - refunded == shippedValue;
@@ -128,6 +127,23 @@ public sealed class OrderFlowSummary
         };
     }
 
+    /// <summary>SKUs whose stock does not add up over this run: what left the shelf is not what this
+    /// run's orders hold (with --data, earlier runs' reservations are not this run's).</summary>
+    private static List<string> StockMismatches(Inputs run)
+    {
+        var held = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var planned in run.Plan)
+            if (run.State.Reservations.GetValueOrDefault(planned.Order.OrderId) is { Status: ReservationStatus.Held } r)
+                held[r.Sku] = held.GetValueOrDefault(r.Sku) + r.Quantity;
+        var mismatches = new List<string>();
+        foreach (var (sku, opening) in run.State.OpeningStock)
+        {
+            var taken = opening - run.State.ClosingStock.GetValueOrDefault(sku);
+            if (taken != held.GetValueOrDefault(sku)) mismatches.Add($"{sku}: {taken} off the shelf, {held.GetValueOrDefault(sku)} held by this run's reservations");
+        }
+        return mismatches;
+    }
+
     /// <summary>What the services did for an order, against what its final state says they did.</summary>
     private static string? EffectsMismatch(OrderState state, Reservation? reservation, Charge? charge, Shipment? shipment)
     {
@@ -141,7 +157,12 @@ public sealed class OrderFlowSummary
             _ => null, // not final: reported above
         };
         if (wanted is not { } w) return null;
-        var payment = charge is null ? "none" : !charge.Approved ? "declined" : charge.Refunded ? "refunded" : "charged";
+        var payment = charge is null ? "none" : charge.Status switch
+        {
+            ChargeStatus.Declined => "declined",
+            ChargeStatus.Refunded => "refunded",
+            _ => "charged",
+        };
         var booked = shipment is null ? "none" : shipment.TrackingNumber is null ? "failed" : "booked";
         return (reservation?.Status, payment, booked) == w
             ? null
@@ -179,6 +200,7 @@ public sealed class OrderFlowSummary
         output.WriteLine($"  money:          charged {Money(Charged)}, refunded {Money(Refunded)}, kept {Money(Charged - Refunded)} {(MoneyAddsUp ? "=" : "≠")} {Money(ShippedValue)} worth of orders shipped");
         output.WriteLine($"  nothing lost:   {(AddsUp ? "every order placed reached exactly one final state, the one its scenario predicts" : "NO")}");
         output.WriteLine($"  data:           {Run.DataDirectory}");
+        foreach (var database in Run.Databases) output.WriteLine($"                  {database}");
         output.WriteLine();
         if (AddsUp)
         {

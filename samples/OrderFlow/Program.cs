@@ -2,7 +2,8 @@
 // inventory service reserves stock or reports it sold out; the payment service charges or is
 // declined; the shipping service books a shipment or cannot. Failures publish compensating events
 // (stock released, payment refunded), and a payment that throws every time ends in a dead-letter
-// topic. A projection follows every order to its final state, and the run ends with a summary
+// topic. Each service keeps its state in a database of its own, with Herald's outbox and inbox
+// beside it. A projection follows every order to its final state, and the run ends with a summary
 // that must add up. Usage: dotnet run --project samples/OrderFlow [-- --help]
 using OrderFlow;
 
@@ -23,5 +24,11 @@ catch (ArgumentException e)
     return 2;
 }
 
-var summary = await OrderFlowApp.RunAsync(options, Console.Out);
+using var stop = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
+{
+    e.Cancel = true; // stop the run and print what it reached
+    stop.Cancel();
+};
+var summary = await OrderFlowApp.RunAsync(options, Console.Out, stop.Token);
 return summary.AddsUp ? 0 : 1;

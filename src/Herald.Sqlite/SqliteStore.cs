@@ -51,7 +51,51 @@ public sealed class SqliteStore : IOutboxStore, IInboxStore
         }
     }
 
+    // SQLite writes one transaction at a time, and Microsoft.Data.Sqlite waits for its write lock
+    // by blocking the calling thread: dozens of handlers each blocking a pool thread starved the
+    // process (OrderFlow: progress lines a second apart). Connections for writing take this slot
+    // first, waiting asynchronously, and give it back when they close.
+    private readonly SemaphoreSlim _writer = new(1, 1);
+
+    /// <summary>An open connection for a transaction that writes: it holds the database's one write
+    /// slot in this process until it is closed or disposed (others wait for it without blocking a
+    /// thread), so do not open a second one while holding one.</summary>
     public async ValueTask<DbConnection> OpenConnectionAsync(CancellationToken cancellationToken = default)
+    {
+        await InitializeAsync(cancellationToken).ConfigureAwait(false);
+        await _writer.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var connection = new SqliteConnection(_connectionString);
+        var slot = new WriteSlot(_writer);
+        connection.StateChange += (_, e) =>
+        {
+            if (e.CurrentState == System.Data.ConnectionState.Closed) slot.Release();
+        };
+        connection.Disposed += (_, _) => slot.Release();
+        try
+        {
+            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+            return connection;
+        }
+        catch
+        {
+            slot.Release();
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private sealed class WriteSlot(SemaphoreSlim writer)
+    {
+        private int _released;
+
+        public void Release()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0) writer.Release();
+        }
+    }
+
+    /// <summary>A connection for reading only: WAL readers neither wait for the writer nor hold it up.</summary>
+    private async ValueTask<SqliteConnection> OpenReaderAsync(CancellationToken cancellationToken)
     {
         await InitializeAsync(cancellationToken).ConfigureAwait(false);
         var connection = new SqliteConnection(_connectionString);
@@ -129,7 +173,7 @@ public sealed class SqliteStore : IOutboxStore, IInboxStore
     public async ValueTask<IReadOnlyList<OutboxMessage>> ReadDueAsync(int max, long nowMs, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(max);
-        await using var connection = (SqliteConnection)await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var connection = await OpenReaderAsync(cancellationToken).ConfigureAwait(false);
         // Keys held back: those with an event waiting after a failed publish (rare: the partial
         // index on due_ms > 0 finds them without a scan), from their oldest such event on.
         var held = new Dictionary<(string, string), long>();
@@ -202,7 +246,7 @@ public sealed class SqliteStore : IOutboxStore, IInboxStore
 
     public async ValueTask<OutboxStats> StatsAsync(int stuckAttempts, CancellationToken cancellationToken = default)
     {
-        await using var connection = (SqliteConnection)await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var connection = await OpenReaderAsync(cancellationToken).ConfigureAwait(false);
         await using var command = connection.CreateCommand();
         command.CommandText = $"""
             SELECT COUNT(*), (SELECT created_ms FROM {_p}outbox ORDER BY id LIMIT 1),

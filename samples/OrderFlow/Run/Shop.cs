@@ -1,11 +1,18 @@
-using Herald;
+using Herald.Outbox;
+using OrderFlow.Services;
 
 namespace OrderFlow.Run;
 
-/// <summary>The shop: places the planned orders, up to 64 at a time. Each publish completes once
-/// the event is durable (fsynced), so <see cref="Placed"/> counts orders that cannot be lost.</summary>
-public sealed class Shop(IEventPublisher publisher)
+/// <summary>The shop: places the planned orders, up to 64 at a time. Each order is one transaction
+/// on the shop's database: the order's row and its OrderPlaced event in the outbox, committed
+/// together; the relay publishes the event once it has committed. <see cref="Placed"/> counts the
+/// committed orders, which cannot be lost.</summary>
+public sealed class Shop(TransactionalOutbox outbox)
 {
+    public const string Schema = """
+        CREATE TABLE IF NOT EXISTS orders (order_id TEXT PRIMARY KEY, customer TEXT NOT NULL, sku TEXT NOT NULL, quantity BIGINT NOT NULL, amount_cents BIGINT NOT NULL);
+        """;
+
     private int _placed;
 
     public int Placed => Volatile.Read(ref _placed);
@@ -13,7 +20,12 @@ public sealed class Shop(IEventPublisher publisher)
     public Task PlaceAsync(IEnumerable<PlannedOrder> plan, CancellationToken cancellationToken) =>
         Parallel.ForEachAsync(plan, new ParallelOptions { MaxDegreeOfParallelism = 64, CancellationToken = cancellationToken }, async (planned, ct) =>
         {
-            await publisher.PublishAsync(planned.Order, cancellationToken: ct);
+            var order = planned.Order;
+            await using var tx = await outbox.BeginAsync(ct);
+            await Sql.ExecuteAsync(tx.Connection, tx.Transaction, "INSERT INTO orders (order_id, customer, sku, quantity, amount_cents) VALUES (@id, @customer, @sku, @q, @cents)",
+                ct, ("@id", order.OrderId.ToString()), ("@customer", order.Customer), ("@sku", order.Sku), ("@q", (long)order.Quantity), ("@cents", Sql.Cents(order.Amount)));
+            await tx.PublishAsync(order, cancellationToken: ct);
+            await tx.CommitAsync(ct);
             Interlocked.Increment(ref _placed);
         });
 }

@@ -79,4 +79,33 @@ public class OrderFlowTests(ITestOutputHelper output)
         Assert.False(summary.AddsUp);
         Assert.Contains(summary.Problems, p => p.StartsWith("stopped after", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public async Task Each_service_keeps_its_state_its_outbox_and_its_inbox_in_its_own_database()
+    {
+        using var dir = new TempDirectory("orderflow");
+        var summary = await RunAsync(Small(dir.Path, orders: 200));
+        Assert.True(summary.AddsUp, string.Join(Environment.NewLine, summary.Problems));
+
+        long Scalar(string service, string sql)
+        {
+            using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(dir.Path, service + ".db")}");
+            connection.Open();
+            using var command = connection.CreateCommand();
+            command.CommandText = sql;
+            return (long)command.ExecuteScalar()!;
+        }
+        foreach (var service in OrderFlowApp.Services)
+            Assert.Equal(0, Scalar(service, "SELECT COUNT(*) FROM herald_outbox")); // everything relayed
+        Assert.Equal(200, Scalar("shop", "SELECT COUNT(*) FROM orders"));
+        // Every order placed was handled once by inventory; payments handled each reserved order
+        // (each refund too), shipping each charged one; the poison payments left no inbox entry.
+        Assert.Equal(200 + summary.Count(OrderState.Declined) + summary.Count(OrderState.Refunded),
+            Scalar("inventory", "SELECT COUNT(*) FROM herald_inbox WHERE grp = 'inventory'"));
+        Assert.Equal(summary.Count(OrderState.Shipped) + summary.Count(OrderState.Declined) + 2 * summary.Count(OrderState.Refunded),
+            Scalar("payments", "SELECT COUNT(*) FROM herald_inbox WHERE grp = 'payments'"));
+        Assert.Equal(summary.Count(OrderState.Shipped) + summary.Count(OrderState.Refunded),
+            Scalar("shipping", "SELECT COUNT(*) FROM herald_inbox WHERE grp = 'shipping'"));
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+    }
 }
