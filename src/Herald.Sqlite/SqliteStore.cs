@@ -15,6 +15,7 @@ public sealed class SqliteStore : IOutboxStore, IInboxStore
 {
     private readonly string _connectionString;
     private readonly string _p;
+    private readonly string _path; // the database file, in full
     private readonly SemaphoreSlim _initialize = new(1, 1);
     private volatile bool _initialized;
 
@@ -28,6 +29,7 @@ public sealed class SqliteStore : IOutboxStore, IInboxStore
         if (builder.Mode == SqliteOpenMode.Memory || builder.DataSource is "" or ":memory:")
             throw new ArgumentException("the outbox needs a database file: an in-memory SQLite database is gone with its last connection", nameof(connectionString));
         _connectionString = builder.ToString();
+        _path = Path.GetFullPath(builder.DataSource);
         _p = SqliteSchema.CheckPrefix(tablePrefix);
     }
 
@@ -136,11 +138,14 @@ public sealed class SqliteStore : IOutboxStore, IInboxStore
         }
     }
 
-    private static (SqliteConnection, SqliteTransaction) Own(DbTransaction transaction)
+    private (SqliteConnection, SqliteTransaction) Own(DbTransaction transaction)
     {
         ArgumentNullException.ThrowIfNull(transaction);
         if (transaction is not SqliteTransaction tx || tx.Connection is not { } connection)
             throw new ArgumentException($"the transaction must be an open Microsoft.Data.Sqlite transaction on the outbox's database, not {transaction.GetType().FullName}", nameof(transaction));
+        // Events written into another file would never be relayed.
+        if (!string.Equals(Path.GetFullPath(connection.DataSource), _path, StringComparison.Ordinal))
+            throw new ArgumentException($"the transaction is on the database '{connection.DataSource}', not the outbox's '{_path}'", nameof(transaction));
         return (connection, tx);
     }
 
@@ -222,12 +227,21 @@ public sealed class SqliteStore : IOutboxStore, IInboxStore
         await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         await using var command = connection.CreateCommand();
         command.Transaction = transaction;
-        command.CommandText = $"DELETE FROM {_p}outbox WHERE id = $id";
-        var id = command.Parameters.Add("$id", SqliteType.Integer);
-        foreach (var i in ids)
+        // One statement per run of consecutive ids (a round relays runs of them, broken only by the
+        // events of held-back keys): the ids between a run's ends are all in it (outbox benchmark:
+        // a statement per id was a third of the relay's time).
+        command.CommandText = $"DELETE FROM {_p}outbox WHERE id BETWEEN $from AND $to";
+        var from = command.Parameters.Add("$from", SqliteType.Integer);
+        var to = command.Parameters.Add("$to", SqliteType.Integer);
+        var sorted = ids.Order().ToArray();
+        for (var i = 0; i < sorted.Length;)
         {
-            id.Value = i;
+            var j = i;
+            while (j + 1 < sorted.Length && sorted[j + 1] == sorted[j] + 1) j++;
+            from.Value = sorted[i];
+            to.Value = sorted[j];
             await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            i = j + 1;
         }
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
     }

@@ -91,6 +91,58 @@ public class OutboxTests
     }
 
     [Fact]
+    public async Task A_commit_made_while_the_relay_is_busy_with_a_round_is_relayed_without_waiting_for_the_poll()
+    {
+        using var dir = new TempDirectory("outbox-busy-wake");
+        var db = dir.Database();
+        var seen = new ConcurrentQueue<(string Key, int Seq, string Id)>();
+        TransactionalOutbox? outbox = null;
+        var once = 0;
+        var host = await SqliteHosts.StartAsync(Path.Combine(dir.Path, "log"), Notes(db, seen, o =>
+        {
+            o.PollInterval = TimeSpan.FromMinutes(5);
+            o.EagerPollInterval = TimeSpan.FromMinutes(5);
+            // In the middle of the first round (published, not yet removed): another transaction
+            // commits. The round has read the outbox already; only the commit's wake can bring the
+            // relay back before its 5-minute poll.
+            o.AfterPublish = async (_, ct) =>
+            {
+                if (Interlocked.Exchange(ref once, 1) != 0) return;
+                await Task.Run(async () =>
+                {
+                    await using var tx = await outbox!.BeginAsync(ct);
+                    await tx.PublishAsync(new NoteTaken("b", 1), cancellationToken: ct);
+                    await tx.CommitAsync(ct);
+                }, ct);
+            };
+        }));
+        outbox = host.Services.GetRequiredService<TransactionalOutbox>();
+        await using (var tx = await outbox.BeginAsync())
+        {
+            await tx.PublishAsync(new NoteTaken("a", 0));
+            await tx.CommitAsync();
+        }
+        await SqliteHosts.WaitUntilAsync(() => seen.Count == 2, TimeSpan.FromSeconds(20), "both events relayed");
+        await host.StopAndDisposeAsync();
+    }
+
+    [Fact]
+    public async Task A_transaction_on_another_database_is_refused_rather_than_written_where_no_relay_reads()
+    {
+        using var dir = new TempDirectory("outbox-foreign");
+        var store = new SqliteStore(dir.Database("outbox.db"));
+        await store.InitializeAsync();
+        var other = new SqliteStore(dir.Database("other.db")); // Herald's tables there too
+        await other.InitializeAsync();
+        await using var connection = await other.OpenConnectionAsync();
+        await using var tx = await connection.BeginTransactionAsync();
+        var error = await Assert.ThrowsAsync<ArgumentException>(async () =>
+            await store.AddAsync(tx, [new Herald.Outbox.OutboxMessage(0, "notes", null, [1], [], 0, 0, 0)]));
+        Assert.Equal("transaction", error.ParamName);
+        Assert.Contains("other.db", error.Message);
+    }
+
+    [Fact]
     public async Task Events_written_on_a_transaction_the_application_commits_itself_are_relayed_too()
     {
         using var dir = new TempDirectory("outbox-own-tx");

@@ -16,6 +16,10 @@ internal sealed class HeraldHostedService(HeraldRuntime runtime) : IHostedServic
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         await runtime.EnsureTopicsAsync(cancellationToken).ConfigureAwait(false);
+        // Herald's tables exist before the application's first transaction on the store's
+        // database: created later, on a second connection, they would wait for the write lock
+        // that transaction holds (SQLite).
+        if (runtime.Outbox is { } outbox) await outbox.Store.InitializeAsync(cancellationToken).ConfigureAwait(false);
         foreach (var s in runtime.Subscriptions) _runners.Add(new SubscriptionRunner(runtime, s));
         foreach (var r in _runners) r.Start();
         // Started means subscribed: wait until every member has its partitions and their positions.

@@ -14,7 +14,9 @@ public interface IOutboxStore
     ValueTask<DbConnection> OpenConnectionAsync(CancellationToken cancellationToken = default);
 
     /// <summary>Adds events inside <paramref name="transaction"/>, an open transaction on the store's
-    /// database: they exist only if it commits.</summary>
+    /// database: they exist only if it commits. A transaction of another kind of database, or (where
+    /// the store can tell) on another database, is refused with an <see cref="ArgumentException"/>
+    /// whose parameter is <c>transaction</c>: events written elsewhere would never be relayed.</summary>
     ValueTask AddAsync(DbTransaction transaction, IReadOnlyList<OutboxMessage> messages, CancellationToken cancellationToken = default);
 
     /// <summary>Takes or keeps the relay's leadership for <paramref name="relayId"/>: true while this

@@ -32,6 +32,10 @@ public sealed class OutboxOptions
     /// <summary>Whether this process runs a relay (several may; one relays at a time).</summary>
     public bool RunRelay { get; set; } = true;
 
+    /// <summary>Runs after a round's events are durable on the transport and before they are
+    /// removed from the outbox: the fault tests' child process is killed there.</summary>
+    internal Func<IReadOnlyList<long>, CancellationToken, Task>? AfterPublish { get; set; }
+
     /// <summary>Throws naming the first invalid field.</summary>
     public void Validate()
     {

@@ -45,17 +45,18 @@ internal sealed class OutboxRelay(
         {
             try
             {
+                var armed = signal.Armed; // before looking: a commit made meanwhile wakes the wait below
                 if (!await LeadAsync(stoppingToken).ConfigureAwait(false))
                 {
                     // Standing by: look again well within the leader's lease.
-                    await signal.WaitAsync(options.Lease / 3, stoppingToken).ConfigureAwait(false);
+                    await signal.WaitAsync(armed, options.Lease / 3, stoppingToken).ConfigureAwait(false);
                     continue;
                 }
                 var read = await RelayRoundAsync(stoppingToken).ConfigureAwait(false);
                 await ObserveAsync(stoppingToken).ConfigureAwait(false);
                 failures = 0;
                 if (read == options.BatchSize) continue; // more are waiting
-                await signal.WaitAsync(signal.Eager ? options.EagerPollInterval : options.PollInterval, stoppingToken).ConfigureAwait(false);
+                await signal.WaitAsync(armed, signal.Eager ? options.EagerPollInterval : options.PollInterval, stoppingToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -177,6 +178,7 @@ internal sealed class OutboxRelay(
         // Removed only once durable on the transport; a crash before this publishes them again.
         if (published.Count > 0)
         {
+            if (options.AfterPublish is { } afterPublish) await afterPublish(published, cancellationToken).ConfigureAwait(false);
             await store.DeleteAsync(published, cancellationToken).ConfigureAwait(false);
             telemetry.Relayed(published.Count);
         }

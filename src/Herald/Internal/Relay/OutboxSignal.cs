@@ -18,11 +18,15 @@ internal sealed class OutboxSignal(TimeProvider time)
 
     public bool Eager => time.GetTimestamp() < Volatile.Read(ref _eagerUntil);
 
-    /// <summary>Completes when woken or after <paramref name="timeout"/>.</summary>
-    public async Task WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    /// <summary>The next wake: take it before looking at the outbox, so that a commit made while
+    /// the relay looks is not missed (its wake completes the task taken before).</summary>
+    public Task Armed => Volatile.Read(ref _wake).Task;
+
+    /// <summary>Completes when <paramref name="armed"/> (taken before the relay last looked) is
+    /// woken, or after <paramref name="timeout"/>.</summary>
+    public async Task WaitAsync(Task armed, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var wake = Volatile.Read(ref _wake).Task;
-        await wake.WaitAsync(timeout, time, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await armed.WaitAsync(timeout, time, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         cancellationToken.ThrowIfCancellationRequested();
     }
 }
