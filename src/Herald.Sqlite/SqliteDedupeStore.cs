@@ -10,17 +10,28 @@ namespace Herald.Sqlite;
 /// <remarks>
 /// <para>The table (<c>key TEXT PRIMARY KEY, expires_ms INTEGER</c>, in Unix milliseconds of the
 /// <see cref="TimeProvider"/>'s wall clock) is created on first use, with the database in WAL mode.
-/// Processes sharing it need clocks that agree to within the precision their time to live needs.</para>
-/// <para>Each call opens a pooled connection and runs one statement, so a mark is atomic across
-/// connections and processes. Expired rows count as absent; <see cref="PurgeExpiredAsync"/> deletes
-/// them, a bounded batch per call.</para>
+/// Processes sharing it need clocks that agree to within the precision their time to live needs.
+/// Keys compare exactly (SQLite's BINARY collation: case, spaces and Unicode forms all count).</para>
+/// <para>A mark is one write transaction (<c>BEGIN IMMEDIATE</c>), so it is atomic across connections
+/// and processes: of concurrent marks of one key, exactly one wins. Its time to live runs from when
+/// the transaction holds the write lock, rounded up to a whole millisecond, and the mark holds
+/// through its last millisecond, so it never expires early. The marks of one store take its write
+/// slot in turn, waiting for it asynchronously: however many wait, at most one thread is blocked on
+/// SQLite's lock.</para>
+/// <para>Expired rows count as absent. Each mark also deletes up to two of them, soonest expired
+/// first, so the table follows the live marks back down after a burst without any timer;
+/// <see cref="PurgeExpiredAsync"/> deletes them in bounded batches for whoever wants it sooner.</para>
 /// <para>Holds no connection between calls, so there is nothing to dispose; the pooled connections
 /// belong to Microsoft.Data.Sqlite (<see cref="SqliteConnection.ClearAllPools"/>).</para>
 /// </remarks>
 public sealed class SqliteDedupeStore : IDedupeStore
 {
-    /// <summary>The most expired rows one <see cref="PurgeExpiredAsync"/> call deletes.</summary>
+    /// <summary>The most expired rows one <see cref="PurgeExpiredAsync"/> call deletes, and its default.</summary>
     public const int PurgeBatchSize = 10_000;
+
+    // Expired rows each mark deletes: more than the one row a mark can add, so deletion outpaces
+    // insertion and the table shrinks back to its live marks once a burst of new keys has expired.
+    private const int SweepPerMark = 2;
 
     private const string DefaultTableName = "herald_dedupe";
     private const int MaxTableNameLength = 63;
@@ -34,9 +45,15 @@ public sealed class SqliteDedupeStore : IDedupeStore
     private readonly string _createSql;
     private readonly string _markSql;
     private readonly string _containsSql;
-    private readonly string _purgeSql;
+    private readonly string _deleteExpiredSql;
     private readonly SemaphoreSlim _createGate = new(1, 1);
     private volatile bool _created;
+
+    // SQLite writes one transaction at a time, and Microsoft.Data.Sqlite waits for its write lock by
+    // blocking the calling thread (its async methods run synchronously): concurrent marks would each
+    // block a pool thread and starve the process. This store's writes take this slot first, waiting
+    // asynchronously, so at most one of its threads waits on SQLite for other stores and processes.
+    private readonly SemaphoreSlim _writer = new(1, 1);
 
     /// <summary>A store in table <paramref name="tableName"/> of the database that
     /// <paramref name="connectionString"/> opens.</summary>
@@ -58,15 +75,17 @@ public sealed class SqliteDedupeStore : IDedupeStore
         _createSql =
             $"CREATE TABLE IF NOT EXISTS {table} (\"key\" TEXT NOT NULL PRIMARY KEY, expires_ms INTEGER NOT NULL) WITHOUT ROWID;" +
             $"CREATE INDEX IF NOT EXISTS \"{tableName}_expires\" ON {table} (expires_ms);";
-        // One statement, so atomic: inserts an absent key, renews an expired one, and leaves a live
-        // one alone, in which case no row changes.
+        // A mark is live while expires_ms >= now (its last millisecond included) and expired once
+        // expires_ms < now. The upsert inserts an absent key, renews an expired one, and leaves a
+        // live one alone (its expiry too), in which case no row changes.
         _markSql =
             $"INSERT INTO {table} (\"key\", expires_ms) VALUES ($key, $expires) " +
-            $"ON CONFLICT (\"key\") DO UPDATE SET expires_ms = excluded.expires_ms WHERE {table}.expires_ms <= $now;";
-        _containsSql = $"SELECT 1 FROM {table} WHERE \"key\" = $key AND expires_ms > $now;";
-        _purgeSql =
+            $"ON CONFLICT (\"key\") DO UPDATE SET expires_ms = excluded.expires_ms WHERE {table}.expires_ms < $now;";
+        _containsSql = $"SELECT 1 FROM {table} WHERE \"key\" = $key AND expires_ms >= $now;";
+        // Walks the expiry index from its oldest end, so the statement reads only what it deletes.
+        _deleteExpiredSql =
             $"DELETE FROM {table} WHERE \"key\" IN " +
-            $"(SELECT \"key\" FROM {table} WHERE expires_ms <= $now ORDER BY expires_ms LIMIT {PurgeBatchSize});";
+            $"(SELECT \"key\" FROM {table} WHERE expires_ms < $now ORDER BY expires_ms LIMIT $limit);";
     }
 
     /// <inheritdoc />
@@ -85,25 +104,73 @@ public sealed class SqliteDedupeStore : IDedupeStore
         return ContainsCoreAsync(key, cancellationToken);
     }
 
-    /// <summary>Deletes expired marks, at most <see cref="PurgeBatchSize"/> of them, soonest expired
-    /// first; returns how many. Call again while it returns <see cref="PurgeBatchSize"/>.</summary>
-    public async ValueTask<int> PurgeExpiredAsync(CancellationToken cancellationToken = default)
+    /// <summary>Deletes expired marks, at most <paramref name="maxRows"/> of them, soonest expired
+    /// first, in one short write transaction; returns how many. Call again while it returns
+    /// <paramref name="maxRows"/>. Live marks are never touched.</summary>
+    /// <param name="maxRows">The most rows this call deletes: 1 to <see cref="PurgeBatchSize"/>, which
+    /// bounds how long it holds the database's write lock.</param>
+    /// <param name="cancellationToken">Cancels the call; nothing is deleted then.</param>
+    public ValueTask<int> PurgeExpiredAsync(int maxRows = PurgeBatchSize, CancellationToken cancellationToken = default)
     {
-        await using SqliteConnection connection = await OpenAsync(cancellationToken);
-        await using SqliteCommand command = Command(connection, _purgeSql);
-        command.Parameters.AddWithValue("$now", NowMs());
-        return await command.ExecuteNonQueryAsync(cancellationToken);
+        if (maxRows is < 1 or > PurgeBatchSize)
+            throw new ArgumentOutOfRangeException(nameof(maxRows), maxRows, $"SqliteDedupeStore purges 1 to {PurgeBatchSize} rows per call");
+        return PurgeCoreAsync(maxRows, cancellationToken);
+    }
+
+    private async ValueTask<int> PurgeCoreAsync(int maxRows, CancellationToken cancellationToken)
+    {
+        await _writer.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using SqliteConnection connection = await OpenAsync(cancellationToken);
+            await using SqliteCommand command = Command(connection, _deleteExpiredSql);
+            command.Parameters.AddWithValue("$now", NowMs());
+            command.Parameters.AddWithValue("$limit", maxRows);
+            return await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+        finally
+        {
+            _writer.Release();
+        }
     }
 
     private async ValueTask<bool> TryMarkCoreAsync(string key, TimeSpan ttl, CancellationToken cancellationToken)
     {
+        await _writer.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await MarkAsync(key, ttl, cancellationToken);
+        }
+        finally
+        {
+            _writer.Release();
+        }
+    }
+
+    private async ValueTask<bool> MarkAsync(string key, TimeSpan ttl, CancellationToken cancellationToken)
+    {
         await using SqliteConnection connection = await OpenAsync(cancellationToken);
+        // BEGIN IMMEDIATE takes the write lock first, waiting for it through the busy handler, and
+        // the clock is read after: a mark that waited behind other writers still gets its whole time
+        // to live, and the mark and the sweep commit together (one commit, one WAL sync).
+        await using SqliteTransaction transaction = connection.BeginTransaction(deferred: false);
         long now = NowMs();
-        await using SqliteCommand command = Command(connection, _markSql);
-        command.Parameters.AddWithValue("$key", key);
-        command.Parameters.AddWithValue("$expires", ExpiresMs(now, ttl));
-        command.Parameters.AddWithValue("$now", now);
-        return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
+        int changed;
+        await using (SqliteCommand mark = Command(connection, _markSql, transaction))
+        {
+            mark.Parameters.AddWithValue("$key", key);
+            mark.Parameters.AddWithValue("$expires", ExpiresMs(now, ttl));
+            mark.Parameters.AddWithValue("$now", now);
+            changed = await mark.ExecuteNonQueryAsync(cancellationToken);
+        }
+        await using (SqliteCommand sweep = Command(connection, _deleteExpiredSql, transaction))
+        {
+            sweep.Parameters.AddWithValue("$now", now);
+            sweep.Parameters.AddWithValue("$limit", SweepPerMark);
+            await sweep.ExecuteNonQueryAsync(cancellationToken);
+        }
+        await transaction.CommitAsync(cancellationToken);
+        return changed == 1;
     }
 
     private async ValueTask<bool> ContainsCoreAsync(string key, CancellationToken cancellationToken)
@@ -137,7 +204,7 @@ public sealed class SqliteDedupeStore : IDedupeStore
 
     private async ValueTask CreateTableAsync(SqliteConnection connection, CancellationToken cancellationToken)
     {
-        await _createGate.WaitAsync(cancellationToken);
+        await _createGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             if (_created) return;
@@ -154,18 +221,20 @@ public sealed class SqliteDedupeStore : IDedupeStore
         }
     }
 
-    private static SqliteCommand Command(SqliteConnection connection, string sql)
+    private static SqliteCommand Command(SqliteConnection connection, string sql, SqliteTransaction? transaction = null)
     {
         SqliteCommand command = connection.CreateCommand();
         command.CommandText = sql;
+        command.Transaction = transaction;
         command.CommandTimeout = CommandTimeoutSeconds;
         return command;
     }
 
     private long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
 
-    /// <summary>Now plus the time to live rounded up to a whole millisecond (a mark never expires
-    /// early), saturating rather than overflowing.</summary>
+    /// <summary>Now plus the time to live rounded up to a whole millisecond, saturating rather than
+    /// overflowing. With now truncated to its millisecond and the mark live through expires_ms, it
+    /// expires at least the time to live after it was made, and at most a millisecond later.</summary>
     private static long ExpiresMs(long nowMs, TimeSpan ttl)
     {
         long ttlMs = ttl.Ticks / TimeSpan.TicksPerMillisecond + (ttl.Ticks % TimeSpan.TicksPerMillisecond == 0 ? 0 : 1);
