@@ -104,6 +104,25 @@ internal sealed class ChildProcess : IDisposable
         }
     }
 
+    /// <summary>Completes once a stdout line matching <paramref name="match"/> has arrived (or had
+    /// already); fails if the child exits first or <paramref name="timeout"/> passes.</summary>
+    public async Task WaitForLineAsync(Func<string, bool> match, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            if (Lines.Any(match)) return;
+            if (_process.HasExited)
+            {
+                await _process.WaitForExitAsync();
+                if (Lines.Any(match)) return;
+                throw new InvalidOperationException($"{_name} exited with code {_process.ExitCode} before the line awaited: {Stderr}");
+            }
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{_name} did not print the line awaited within {timeout}: {Stderr}");
+            await Task.Delay(10);
+        }
+    }
+
     /// <summary>Sends SIGKILL, waits for the child to die and its stdout to end, and returns every
     /// line it printed.</summary>
     public async Task<IReadOnlyList<string>> KillAsync(TimeSpan timeout)
