@@ -125,7 +125,9 @@ public static class OrderFlowApp
         var board = new OrderBoard();
         foreach (var planned in plan) board.Track(planned.Order.OrderId, planned.Expected);
 
-        var databases = Services.ToDictionary(s => s, s => ServiceDatabase.Sqlite(s, dataDirectory));
+        var databases = Services.ToDictionary(s => s, s => options.Postgres is { } postgres
+            ? ServiceDatabase.Postgres(s, postgres, options.PostgresSchemaPrefix)
+            : ServiceDatabase.Sqlite(s, dataDirectory));
         await PrepareDatabasesAsync(databases, options, cancellationToken);
         var openingStock = await Warehouse.OnHandAsync(databases["inventory"], cancellationToken);
 
@@ -181,6 +183,7 @@ public static class OrderFlowApp
     /// <summary>The service's tables, and the stock that arrives for this run.</summary>
     private static async Task PrepareDatabasesAsync(Dictionary<string, ServiceDatabase> databases, OrderFlowOptions options, CancellationToken cancellationToken)
     {
+        foreach (var database in databases.Values) await database.PrepareAsync(options.Fresh, cancellationToken);
         await databases["shop"].ExecuteAsync(Shop.Schema, cancellationToken);
         await databases["inventory"].ExecuteAsync(Warehouse.Schema, cancellationToken);
         await databases["payments"].ExecuteAsync(PaymentLedger.Schema, cancellationToken);

@@ -16,7 +16,12 @@ public sealed class OrderFlowOptions
           --seed N                  which orders get which fate, and what they buy (default 1)
           --data DIR                the embedded log's and the services' SQLite databases' directory
                                     (default: a new one per run under the temp folder)
-          --fresh                   wipe the data directory first (without --data: earlier runs' directories)
+          --postgres CONN           keep each service's state, outbox and inbox in a schema of its own
+                                    (orderflow_shop, orderflow_inventory, ...) of this PostgreSQL
+                                    database instead of a SQLite file, e.g.
+                                    "Host=localhost;Username=postgres;Password=postgres;Database=orderflow"
+          --fresh                   wipe the data directory first (without --data: earlier runs' directories),
+                                    and with --postgres drop the services' schemas first
           --timeout SECONDS         give up when not every order is final by then (default 120)
         """;
 
@@ -31,6 +36,13 @@ public sealed class OrderFlowOptions
     public string? DataDirectory { get; set; }
 
     public bool Fresh { get; set; }
+
+    /// <summary>A PostgreSQL connection string: the services' databases are schemas of it; null
+    /// for a SQLite file per service in the data directory.</summary>
+    public string? Postgres { get; set; }
+
+    /// <summary>What the services' schema names start with on PostgreSQL.</summary>
+    public string PostgresSchemaPrefix { get; set; } = "orderflow_";
 
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(120);
 
@@ -56,6 +68,7 @@ public sealed class OrderFlowOptions
                 case "--undeliverable-rate": options.UndeliverableRate = Rate(name, Value()); break;
                 case "--seed": options.Seed = Int(name, Value()); break;
                 case "--data": options.DataDirectory = Value(); break;
+                case "--postgres": options.Postgres = Value(); break;
                 case "--fresh": options.Fresh = true; break;
                 case "--timeout": options.Timeout = TimeSpan.FromSeconds(Int(name, Value())); break;
                 default: throw new ArgumentException($"unknown option '{name}'");
@@ -72,6 +85,9 @@ public sealed class OrderFlowOptions
             if (rate is < 0 or > 1 || double.IsNaN(rate)) throw new ArgumentException($"{name} must be 0 to 1", name);
         if (DeclineRate + PoisonRate + OutOfStockRate + UndeliverableRate > 1)
             throw new ArgumentException("--decline-rate, --poison-rate, --out-of-stock-rate and --undeliverable-rate add up to more than 1");
+        if (Postgres is { Length: 0 }) throw new ArgumentException("--postgres needs a connection string", nameof(Postgres));
+        if (PostgresSchemaPrefix.Length is 0 or > 40 || !PostgresSchemaPrefix.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '_') || char.IsAsciiDigit(PostgresSchemaPrefix[0]))
+            throw new ArgumentException($"PostgresSchemaPrefix must be 1 to 40 lower-case letters, digits and underscores, not starting with a digit; was '{PostgresSchemaPrefix}'", nameof(PostgresSchemaPrefix));
         if (Timeout <= TimeSpan.Zero) throw new ArgumentException("--timeout must be positive", nameof(Timeout));
         if (ProgressInterval <= TimeSpan.Zero) throw new ArgumentException("ProgressInterval must be positive", nameof(ProgressInterval));
     }

@@ -1,7 +1,9 @@
 using System.Data.Common;
 using Herald;
+using Herald.PostgreSql;
 using Herald.Sqlite;
 using Microsoft.Data.Sqlite;
+using Npgsql;
 
 namespace OrderFlow.Services;
 
@@ -24,6 +26,10 @@ public abstract class ServiceDatabase
 
     public abstract Task<DbConnection> OpenAsync(CancellationToken cancellationToken);
 
+    /// <summary>Makes the database ready for the service's tables; <paramref name="fresh"/> first
+    /// removes what earlier runs left (a SQLite file goes with its data directory instead).</summary>
+    public virtual Task PrepareAsync(bool fresh, CancellationToken cancellationToken) => Task.CompletedTask;
+
     /// <summary>Runs statements outside any handler: creating the service's tables, stocking the shelves.</summary>
     public async Task ExecuteAsync(string sql, CancellationToken cancellationToken, params (string Name, object? Value)[] parameters)
     {
@@ -32,6 +38,60 @@ public abstract class ServiceDatabase
     }
 
     public static ServiceDatabase Sqlite(string service, string dataDirectory) => new SqliteDatabase(service, Path.Combine(dataDirectory, service + ".db"));
+
+    /// <summary>The service's schema (<paramref name="schemaPrefix"/> and the service's name) in the
+    /// PostgreSQL database <paramref name="connectionString"/> opens: its tables and Herald's are
+    /// found there through the connection's search path.</summary>
+    public static ServiceDatabase Postgres(string service, string connectionString, string schemaPrefix) =>
+        new PostgresDatabase(service, connectionString, schemaPrefix + service);
+
+    private sealed class PostgresDatabase : ServiceDatabase
+    {
+        private readonly string _schema;
+        private readonly string _connectionString;
+
+        public PostgresDatabase(string service, string connectionString, string schema) : base(service)
+        {
+            _schema = schema;
+            NpgsqlConnectionStringBuilder builder;
+            try
+            {
+                builder = new NpgsqlConnectionStringBuilder(connectionString);
+            }
+            catch (ArgumentException e)
+            {
+                throw new ArgumentException($"--postgres: not a PostgreSQL connection string ({e.Message})", e);
+            }
+            builder.SearchPath = schema;
+            builder.ApplicationName ??= "orderflow-" + service;
+            // Four services share the server's connection limit (100 by default): each keeps to a
+            // pool of 8, and its relay to two connections of its own (the lead and LISTEN).
+            builder.MaxPoolSize = Math.Min(builder.MaxPoolSize, 8);
+            _connectionString = builder.ToString();
+        }
+
+        public override string Describe()
+        {
+            var builder = new NpgsqlConnectionStringBuilder(_connectionString);
+            return $"schema {_schema} of PostgreSQL database {builder.Database} on {builder.Host}";
+        }
+
+        public override void UseAsHeraldStore(HeraldBuilder herald) => herald.UsePostgres(_connectionString, schema: _schema);
+
+        public override async Task PrepareAsync(bool fresh, CancellationToken cancellationToken)
+        {
+            var quoted = "\"" + _schema.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+            if (fresh) await ExecuteAsync($"DROP SCHEMA IF EXISTS {quoted} CASCADE", cancellationToken).ConfigureAwait(false);
+            await ExecuteAsync($"CREATE SCHEMA IF NOT EXISTS {quoted}", cancellationToken).ConfigureAwait(false);
+        }
+
+        public override async Task<DbConnection> OpenAsync(CancellationToken cancellationToken)
+        {
+            var connection = new NpgsqlConnection(_connectionString);
+            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+            return connection;
+        }
+    }
 
     private sealed class SqliteDatabase(string service, string path) : ServiceDatabase(service)
     {
