@@ -184,7 +184,7 @@ public sealed class SqliteStore : IOutboxStore, IInboxStore
         var held = new Dictionary<(string, string), long>();
         await using (var deferred = connection.CreateCommand())
         {
-            deferred.CommandText = $"SELECT topic, key, MIN(id) FROM {_p}outbox WHERE due_ms > $now AND key IS NOT NULL GROUP BY topic, key";
+            deferred.CommandText = HeldKeysSql(_p);
             deferred.Parameters.AddWithValue("$now", nowMs);
             await using var reader = await deferred.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -218,6 +218,12 @@ public sealed class SqliteStore : IOutboxStore, IInboxStore
         }
         return due;
     }
+
+    /// <summary>The keys held back and the oldest waiting event of each. "due_ms > 0" lets SQLite
+    /// use the partial index of deferred events: with "due_ms > $now" alone it cannot tell that the
+    /// index applies, and scanned the whole outbox every round.</summary>
+    internal static string HeldKeysSql(string prefix) =>
+        $"SELECT topic, key, MIN(id) FROM {prefix}outbox WHERE due_ms > 0 AND due_ms > $now AND key IS NOT NULL GROUP BY topic, key";
 
     public async ValueTask DeleteAsync(IReadOnlyList<long> ids, CancellationToken cancellationToken = default)
     {

@@ -39,6 +39,14 @@ public sealed class OutboxTransaction : IAsyncDisposable
         return _outbox.AddAsync(Transaction, evt, options, cancellationToken);
     }
 
+    /// <summary>Writes the events into the outbox in this transaction, in order, with as few round
+    /// trips to the database as the store allows (PostgreSQL: one per thousand events).</summary>
+    public ValueTask PublishManyAsync<T>(IEnumerable<T> events, PublishOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_ended, this);
+        return _outbox.AddManyAsync(Transaction, events, options, cancellationToken);
+    }
+
     /// <summary>Commits the state change and its events together, then wakes the relay.</summary>
     public async ValueTask CommitAsync(CancellationToken cancellationToken = default)
     {

@@ -63,6 +63,15 @@ public sealed class TransactionalOutbox
         _signal.ExpectCommit(TimeSpan.FromSeconds(2));
     }
 
+    /// <summary>Writes the events into the outbox inside <paramref name="transaction"/>, in order, as
+    /// <see cref="PublishAsync{T}(DbTransaction, T, PublishOptions?, CancellationToken)"/> does each,
+    /// with as few round trips to the database as the store allows.</summary>
+    public async ValueTask PublishManyAsync<T>(DbTransaction transaction, IEnumerable<T> events, PublishOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        await AddManyAsync(transaction, events, options, cancellationToken).ConfigureAwait(false);
+        _signal.ExpectCommit(TimeSpan.FromSeconds(2));
+    }
+
     /// <summary>Builds the event as a publish would (key, payload, CloudEvents headers with its
     /// id and time fixed now, correlation and causation inside a handler) and adds it.</summary>
     internal ValueTask AddAsync<T>(DbTransaction transaction, T evt, PublishOptions? options, CancellationToken cancellationToken)
@@ -71,6 +80,27 @@ public sealed class TransactionalOutbox
         var message = _publisher.BuildForOutbox(evt, options, _time.GetUtcNow().ToUnixTimeMilliseconds());
         return Store.AddAsync(transaction, [message], cancellationToken);
     }
+
+    /// <summary>Builds each event as <see cref="AddAsync{T}"/> does and adds them with one store call
+    /// per <see cref="AddChunk"/> events (PostgreSQL: one round trip each, not one per event).</summary>
+    internal async ValueTask AddManyAsync<T>(DbTransaction transaction, IEnumerable<T> events, PublishOptions? options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(transaction);
+        ArgumentNullException.ThrowIfNull(events);
+        var chunk = new List<OutboxMessage>();
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        foreach (var evt in events)
+        {
+            chunk.Add(_publisher.BuildForOutbox(evt, options, now));
+            if (chunk.Count < AddChunk) continue;
+            await Store.AddAsync(transaction, chunk.ToArray(), cancellationToken).ConfigureAwait(false);
+            chunk.Clear();
+        }
+        if (chunk.Count > 0) await Store.AddAsync(transaction, chunk.ToArray(), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The most events handed to the store at once: bounds what a PublishMany holds in memory.</summary>
+    internal const int AddChunk = 1000;
 
     /// <summary>Tells the relay that a transaction with outbox events has committed: it relays them now.</summary>
     public void NotifyCommitted() => _signal.Wake();

@@ -55,7 +55,7 @@ internal sealed class OutboxRelay(
                 var read = await RelayRoundAsync(stoppingToken).ConfigureAwait(false);
                 await ObserveAsync(stoppingToken).ConfigureAwait(false);
                 failures = 0;
-                if (read == options.BatchSize) continue; // more are waiting
+                if (read == options.BatchSize || read < 0) continue; // more are waiting, or it leads again first
                 await signal.WaitAsync(armed, signal.Eager ? options.EagerPollInterval : options.PollInterval, stoppingToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -143,18 +143,19 @@ internal sealed class OutboxRelay(
 
     /// <summary>One round: the due events, grouped by partition in the order written, each group
     /// sent as one append; a group that fails is sent again one event at a time, so that a bad event
-    /// holds back only its own key. Returns how many events were read.</summary>
+    /// holds back only its own key. Returns how many events were read, or -1 when the leadership
+    /// must be taken again before anything is published.</summary>
     internal async Task<int> RelayRoundAsync(CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var due = await store.ReadDueAsync(options.BatchSize, now, cancellationToken).ConfigureAwait(false);
         if (due.Count == 0) return 0;
         // A round that took so long that the lease may have passed to another relay publishes
-        // nothing: the next round takes the leadership again first.
+        // nothing: the next round, at once, takes the leadership again first.
         if (_leadSince == long.MinValue || time.GetElapsedTime(_leadSince) > options.Lease / 2)
         {
             _leadSince = long.MinValue;
-            return 0;
+            return -1;
         }
         var groups = new Dictionary<(string Topic, int Partition), List<OutboxMessage>>();
         foreach (var message in due)
