@@ -7,8 +7,8 @@ namespace Herald.Bench;
 public sealed class BenchOptions
 {
     public const string Usage =
-        "usage: Herald.Bench <log-append|log-latency|log-read|raw-group-commit|pipeline> [--count N] [--size BYTES] [--appenders A] " +
-        "[--batch B] [--window W] [--rate R] [--pace yield|burst] [--rounds K] [--warmup W] [--keys K] [--partitions P] [--dir PATH]";
+        "usage: Herald.Bench <log-append|log-latency|log-read|raw-group-commit|pipeline|outbox> [--count N] [--size BYTES] [--appenders A] " +
+        "[--batch B] [--window W] [--rate R] [--pace yield|burst] [--rounds K] [--warmup W] [--keys K] [--partitions P] [--store sqlite|postgres] [--dir PATH]";
 
     public required string Scenario { get; init; }
     public long? Count { get; private set; }
@@ -32,6 +32,10 @@ public sealed class BenchOptions
     /// Thread.Yield (exact, but keeps a core busy), "burst" sleeps ~1 ms and then sends every
     /// record that has come due.</summary>
     public string Pace { get; private set; } = "yield";
+
+    /// <summary>outbox: the store, "sqlite" (a file in the scenario's directory) or "postgres"
+    /// (HERALD_POSTGRES, or a local server as postgres/postgres).</summary>
+    public string Store { get; private set; } = "sqlite";
 
     /// <summary>The parent of the scenario's fresh data directory (the system temp folder by default).</summary>
     public string? Dir { get; private set; }
@@ -61,6 +65,10 @@ public sealed class BenchOptions
                 case "--pace":
                     if (value is not ("yield" or "burst")) throw new ArgumentException($"option --pace takes yield or burst, got '{value}'", nameof(args));
                     options.Pace = value;
+                    break;
+                case "--store":
+                    if (value is not ("sqlite" or "postgres")) throw new ArgumentException($"option --store takes sqlite or postgres, got '{value}'", nameof(args));
+                    options.Store = value;
                     break;
                 case "--dir": options.Dir = value; break;
                 default: throw new ArgumentException($"unknown option {name}", nameof(args));

@@ -1,8 +1,9 @@
 // Herald's end-to-end benchmark harness. One line per result: scenario=NAME key=value ...
 // Usage: dotnet run -c Release --project bench/Herald.Bench -- <scenario> [--count N] [--size BYTES]
-//        [--appenders A] [--batch B] [--window W] [--rate R] [--pace yield|burst] [--rounds K] [--keys K] [--partitions P] [--dir PATH]
+//        [--appenders A] [--batch B] [--window W] [--rate R] [--pace yield|burst] [--rounds K] [--keys K] [--partitions P] [--store sqlite|postgres] [--dir PATH]
 // Scenarios: log-append, log-latency, log-read, raw-group-commit (the disk's own floor under log-latency),
-// and pipeline (publish -> durable embedded transport -> handler, end to end).
+// pipeline (publish -> durable embedded transport -> handler, end to end), and outbox (the
+// transactional outbox's relay from SQLite or PostgreSQL to the embedded log).
 using Herald.Bench;
 using Herald.Bench.Scenarios;
 
@@ -31,6 +32,9 @@ switch (options.Scenario)
         break;
     case "pipeline":
         await PipelineScenario.RunAsync(options);
+        break;
+    case "outbox":
+        await OutboxScenario.RunAsync(options);
         break;
     case "raw-group-commit":
         await RawGroupCommitScenario.RunAsync(options);
