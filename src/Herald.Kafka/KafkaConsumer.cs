@@ -6,22 +6,53 @@ using KafkaPartition = Confluent.Kafka.TopicPartition;
 
 namespace Herald.Kafka;
 
-/// <summary>A member of a Kafka consumer group. librdkafka's consumer is driven from one thread of
-/// its own: fetches are handed to it, and the group's rebalance callbacks run there, inside a
-/// fetch, where Herald finishes (or abandons) the revoked partitions' work and commits what
-/// finished before they go. Commits are manual and only of offsets Herald hands in.</summary>
+/// <summary>
+/// A member of a Kafka consumer group.
+/// <list type="bullet">
+/// <item>Each event topic has a librdkafka consumer of its own in the group (a lane), so each
+/// topic's partitions are balanced over the members on their own. With one consumer for all
+/// topics the sticky assignor balances partition counts only, and a second member could be given
+/// one topic's partitions and none of another's.</item>
+/// <item>Follower topics (retry topics) are not in the group's assignment at all: a member reads
+/// partition <c>p</c> of a follower exactly while it owns partition <c>p</c> of its leader, through
+/// one more consumer that assigns them itself. Their offsets are committed under the group
+/// <c>&lt;group&gt;.retry</c>, which has no members (Kafka accepts commits without a generation only
+/// from a group nobody has joined).</item>
+/// <item>All of them are driven from one thread: fetches are handed to it, and the group's
+/// rebalance callbacks run there, where Herald finishes (or abandons) the revoked partitions'
+/// work and commits what finished before they go. Between fetches (the pipeline's budgets full)
+/// the thread keeps polling, so rebalances go on and the member is not dropped for not polling;
+/// records that arrive meanwhile are held for the next fetch, up to <see cref="StashLimit"/>,
+/// and past that the member's partitions are paused until it is taken.</item>
+/// </list>
+/// Commits are manual and only of offsets Herald hands in.
+/// </summary>
 internal sealed class KafkaConsumer : ITransportConsumer
 {
+    internal const int StashLimit = 1024;
+    private static readonly TimeSpan IdlePoll = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan SliceLength = TimeSpan.FromMilliseconds(10);
+
     private readonly KafkaTransport _transport;
     private readonly ConsumerSpec _spec;
-    private readonly IConsumer<byte[]?, byte[]?> _consumer;
+    private readonly IConsumer<byte[]?, byte[]?>[] _lanes;
+    private readonly IConsumer<byte[]?, byte[]?>? _follower;
+    private readonly IConsumer<byte[]?, byte[]?>[] _polled;
+    private readonly Dictionary<string, IConsumer<byte[]?, byte[]?>> _consumerOf = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<string>> _followersOf = new(StringComparer.Ordinal);
     private readonly Thread _thread;
     private readonly SemaphoreSlim _requests = new(0, 1);
     private readonly CancellationTokenSource _stop = new();
     private readonly ConcurrentDictionary<HeraldPartition, long> _committed = new();
     private readonly HashSet<HeraldPartition> _lost = [];
+    private readonly Queue<ConsumeResult<byte[]?, byte[]?>> _stash = new();
+    private readonly Lock _flow = new();
+    private readonly HashSet<HeraldPartition> _pausedByPipeline = [];
+    private readonly HashSet<HeraldPartition> _pausedForStash = [];
     private volatile HeraldPartition[] _assignment = [];
+    private Exception? _pollError;
     private Fetch? _fetch;
+    private int _nextLane;
     private bool _joined;
     private volatile bool _closing;
     private int _disposed;
@@ -33,6 +64,7 @@ internal sealed class KafkaConsumer : ITransportConsumer
         public readonly long MaxBytes = maxBytes;
         public readonly CancellationToken Cancellation = cancellationToken;
         public readonly TaskCompletionSource Done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public long Bytes;
     }
 
     public KafkaConsumer(KafkaTransport transport, ConsumerSpec spec)
@@ -40,15 +72,53 @@ internal sealed class KafkaConsumer : ITransportConsumer
         _transport = transport;
         _spec = spec;
         var reset = spec.StartFrom == StartFrom.Latest ? AutoOffsetReset.Latest : AutoOffsetReset.Earliest;
-        _consumer = KafkaTransport.Build(() => new ConsumerBuilder<byte[]?, byte[]?>(transport.Options.ConsumerConfig(spec.Group, reset))
-            .SetPartitionsAssignedHandler((_, partitions) => Assigned(partitions))
-            .SetPartitionsRevokedHandler((_, partitions) => Revoked(partitions, lost: false))
-            .SetPartitionsLostHandler((_, partitions) => Revoked(partitions, lost: true))
-            .Build(), "consumer");
-        _consumer.Subscribe(spec.Topics);
+        var topics = spec.Topics.Distinct(StringComparer.Ordinal).ToList();
+        if (topics.Count == 0) throw new ArgumentException("a consumer needs at least one topic", nameof(spec));
+        var leaders = new List<string>();
+        foreach (var topic in topics)
+        {
+            if (spec.Followers?.TryGetValue(topic, out var leader) == true && topics.Contains(leader))
+            {
+                if (!_followersOf.TryGetValue(leader, out var list)) _followersOf[leader] = list = [];
+                list.Add(topic);
+            }
+            else leaders.Add(topic);
+        }
+        var lanes = new List<IConsumer<byte[]?, byte[]?>>();
+        try
+        {
+            foreach (var topic in leaders)
+            {
+                IConsumer<byte[]?, byte[]?>? lane = null;
+                lane = KafkaTransport.Build(() => new ConsumerBuilder<byte[]?, byte[]?>(transport.Options.ConsumerConfig(spec.Group, reset))
+                    .SetPartitionsAssignedHandler((_, partitions) => Assigned(lane!, partitions))
+                    .SetPartitionsRevokedHandler((_, partitions) => Revoked(partitions, lost: false))
+                    .SetPartitionsLostHandler((_, partitions) => Revoked(partitions, lost: true))
+                    .Build(), "consumer");
+                lanes.Add(lane);
+                _consumerOf[topic] = lane;
+                lane.Subscribe(topic);
+            }
+            if (_followersOf.Count > 0)
+            {
+                _follower = KafkaTransport.Build(() => new ConsumerBuilder<byte[]?, byte[]?>(transport.Options.ConsumerConfig(FollowerGroup(spec.Group), AutoOffsetReset.Earliest)).Build(), "consumer");
+                foreach (var follower in _followersOf.Values.SelectMany(f => f)) _consumerOf[follower] = _follower;
+            }
+        }
+        catch
+        {
+            foreach (var lane in lanes) lane.Dispose();
+            _follower?.Dispose();
+            throw;
+        }
+        _lanes = [.. lanes];
+        _polled = _follower is null ? _lanes : [.. _lanes, _follower];
         _thread = new Thread(Run) { IsBackground = true, Name = $"herald-kafka-{spec.Group}" };
         _thread.Start();
     }
+
+    /// <summary>The group under which a group's follower (retry) partitions commit their offsets.</summary>
+    internal static string FollowerGroup(string group) => group + ".retry";
 
     public IReadOnlyCollection<HeraldPartition> Assignment => _assignment;
 
@@ -63,18 +133,24 @@ internal sealed class KafkaConsumer : ITransportConsumer
         await fetch.Done.Task.ConfigureAwait(false);
     }
 
-    /// <summary>The consumer's own thread: serves one fetch at a time.</summary>
+    /// <summary>The consumer's own thread: serves one fetch at a time, and polls between them.</summary>
     private void Run()
     {
         while (true)
         {
+            bool requested;
             try
             {
-                _requests.Wait(_stop.Token);
+                requested = _requests.Wait(IdlePoll, _stop.Token);
             }
             catch (OperationCanceledException)
             {
                 return;
+            }
+            if (!requested)
+            {
+                KeepPolling();
+                continue;
             }
             var fetch = _fetch!;
             try
@@ -96,34 +172,113 @@ internal sealed class KafkaConsumer : ITransportConsumer
         }
     }
 
-    private void Serve(Fetch fetch)
+    /// <summary>No fetch asked for: poll anyway (rebalance callbacks run inside polls), holding
+    /// what arrives for the next fetch. A failure is reported by that fetch.</summary>
+    private void KeepPolling()
     {
-        using var either = CancellationTokenSource.CreateLinkedTokenSource(fetch.Cancellation, _stop.Token);
-        long bytes = 0;
-        var added = 0;
-        // The first waits (rebalances run inside it); the rest take what is already here.
-        var result = Consume(wait: true, either.Token);
-        while (result is not null)
+        if (_pollError is not null) return;
+        try
         {
-            var record = KafkaTransport.ToRecord(result);
-            fetch.Into.Add(record);
-            added++;
-            bytes += record.Size;
-            if (added >= fetch.MaxRecords || bytes >= fetch.MaxBytes) return;
-            result = Consume(wait: false, either.Token);
+            foreach (var consumer in _polled)
+            {
+                while (_stash.Count < 2 * StashLimit && Consume(consumer, Wait.No, _stop.Token) is { } result)
+                {
+                    _stash.Enqueue(result);
+                    if (_stash.Count == StashLimit) PauseForStash();
+                }
+            }
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+        }
+        catch (Exception e)
+        {
+            _pollError = e;
         }
     }
 
-    private ConsumeResult<byte[]?, byte[]?>? Consume(bool wait, CancellationToken cancellationToken)
+    private void Serve(Fetch fetch)
+    {
+        if (_pollError is { } error)
+        {
+            _pollError = null;
+            throw error;
+        }
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(fetch.Cancellation, _stop.Token);
+        var token = either.Token;
+        // What came between fetches first: it precedes anything still to be consumed.
+        while (_stash.TryDequeue(out var held))
+            if (!Add(fetch, held)) return;
+        ResumeAfterStash();
+        if (fetch.Into.Count > 0)
+        {
+            foreach (var consumer in _polled)
+                if (!Drain(consumer, fetch, token)) return;
+            return;
+        }
+        if (_polled.Length == 1)
+        {
+            // One consumer: the first consume waits (rebalances run inside it), the rest take what is here.
+            var first = Consume(_polled[0], Wait.UntilRecord, token);
+            if (first is not null && Add(fetch, first)) Drain(_polled[0], fetch, token);
+            return;
+        }
+        // Several: librdkafka cannot wait on several consumers at once, so they are polled in
+        // turn, a short slice each while all are idle.
+        while (true)
+        {
+            var start = _nextLane;
+            _nextLane = (_nextLane + 1) % _polled.Length;
+            for (var i = 0; i < _polled.Length; i++)
+                if (!Drain(_polled[(start + i) % _polled.Length], fetch, token)) return;
+            if (fetch.Into.Count > 0) return;
+            for (var i = 0; i < _polled.Length; i++)
+            {
+                var consumer = _polled[(start + i) % _polled.Length];
+                if (Consume(consumer, Wait.Slice, token) is { } result)
+                {
+                    if (Add(fetch, result)) Drain(consumer, fetch, token);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// <summary>Adds a record; false when the fetch is full.</summary>
+    private static bool Add(Fetch fetch, ConsumeResult<byte[]?, byte[]?> result)
+    {
+        var record = KafkaTransport.ToRecord(result);
+        fetch.Into.Add(record);
+        fetch.Bytes += record.Size;
+        return fetch.Into.Count < fetch.MaxRecords && fetch.Bytes < fetch.MaxBytes;
+    }
+
+    /// <summary>Takes what a consumer already has; false when the fetch is full.</summary>
+    private bool Drain(IConsumer<byte[]?, byte[]?> consumer, Fetch fetch, CancellationToken token)
+    {
+        while (Consume(consumer, Wait.No, token) is { } result)
+            if (!Add(fetch, result)) return false;
+        return true;
+    }
+
+    private enum Wait { No, Slice, UntilRecord }
+
+    private ConsumeResult<byte[]?, byte[]?>? Consume(IConsumer<byte[]?, byte[]?> consumer, Wait wait, CancellationToken cancellationToken)
     {
         while (true)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             try
             {
-                var result = wait ? _consumer.Consume(cancellationToken) : _consumer.Consume(TimeSpan.Zero);
+                var result = wait switch
+                {
+                    Wait.UntilRecord => consumer.Consume(cancellationToken),
+                    Wait.Slice => consumer.Consume(SliceLength),
+                    _ => consumer.Consume(TimeSpan.Zero),
+                };
                 if (result is null || result.IsPartitionEOF)
                 {
-                    if (!wait) return null;
+                    if (wait != Wait.UntilRecord) return null;
                     continue;
                 }
                 return result;
@@ -131,9 +286,9 @@ internal sealed class KafkaConsumer : ITransportConsumer
             catch (ConsumeException e) when (!e.Error.IsFatal && e.Error.Code is ErrorCode.UnknownTopicOrPart or ErrorCode.Local_UnknownTopic or ErrorCode.Local_UnknownPartition)
             {
                 // A subscribed topic not there yet: wait for it rather than fail the fetch.
-                if (!wait) return null;
-                cancellationToken.WaitHandle.WaitOne(100);
-                cancellationToken.ThrowIfCancellationRequested();
+                if (wait == Wait.No) return null;
+                cancellationToken.WaitHandle.WaitOne(wait == Wait.Slice ? SliceLength : TimeSpan.FromMilliseconds(100));
+                if (wait == Wait.Slice) return null;
             }
             catch (ConsumeException e)
             {
@@ -142,30 +297,17 @@ internal sealed class KafkaConsumer : ITransportConsumer
         }
     }
 
-    private List<TopicPartitionOffset> Assigned(List<KafkaPartition> partitions)
+    private List<TopicPartitionOffset> Assigned(IConsumer<byte[]?, byte[]?> lane, List<KafkaPartition> partitions)
     {
-        var given = partitions.ConvertAll(KafkaTransport.ToHerald);
-        var positions = new List<TopicPartitionOffset>(partitions.Count);
-        if (partitions.Count > 0)
+        var given = new List<HeraldPartition>();
+        var positions = Positions(lane, partitions, given);
+        if (_follower is not null)
         {
-            var committed = _consumer.Committed(partitions, _transport.Options.RequestTimeout);
-            foreach (var c in committed)
-            {
-                var tp = KafkaTransport.ToHerald(c.TopicPartition);
-                lock (_lost) _lost.Remove(tp);
-                if (c.Offset.Value >= 0)
-                {
-                    _committed[tp] = c.Offset.Value;
-                    positions.Add(new TopicPartitionOffset(c.TopicPartition, c.Offset));
-                }
-                else
-                {
-                    _committed.TryRemove(tp, out _);
-                    // Retry topics start from their first record whatever the group's reset says.
-                    var earliest = _spec.AlwaysFromEarliest?.Contains(tp.Topic) == true;
-                    positions.Add(new TopicPartitionOffset(c.TopicPartition, earliest ? Offset.Beginning : Offset.Unset));
-                }
-            }
+            var followers = new List<KafkaPartition>();
+            foreach (var tp in partitions)
+                if (_followersOf.TryGetValue(tp.Topic, out var topics))
+                    foreach (var topic in topics) followers.Add(new KafkaPartition(topic, tp.Partition));
+            if (followers.Count > 0) _follower.IncrementalAssign(Positions(_follower, followers, given));
         }
         _assignment = [.. _assignment.Union(given)];
         if (_spec.OnAssigned is { } onAssigned && (given.Count > 0 || !_joined))
@@ -174,9 +316,43 @@ internal sealed class KafkaConsumer : ITransportConsumer
         return positions;
     }
 
+    /// <summary>Where to start reading each partition: its committed offset, else as the group
+    /// starts (retry topics from their first record, whatever the group's reset says).</summary>
+    private List<TopicPartitionOffset> Positions(IConsumer<byte[]?, byte[]?> consumer, List<KafkaPartition> partitions, List<HeraldPartition> given)
+    {
+        var positions = new List<TopicPartitionOffset>(partitions.Count);
+        if (partitions.Count == 0) return positions;
+        foreach (var c in consumer.Committed(partitions, _transport.Options.RequestTimeout))
+        {
+            var tp = KafkaTransport.ToHerald(c.TopicPartition);
+            given.Add(tp);
+            lock (_lost) _lost.Remove(tp);
+            if (c.Offset.Value >= 0)
+            {
+                _committed[tp] = c.Offset.Value;
+                positions.Add(new TopicPartitionOffset(c.TopicPartition, c.Offset));
+            }
+            else
+            {
+                _committed.TryRemove(tp, out _);
+                var earliest = _spec.AlwaysFromEarliest?.Contains(tp.Topic) == true;
+                positions.Add(new TopicPartitionOffset(c.TopicPartition, earliest ? Offset.Beginning : Offset.Unset));
+            }
+        }
+        return positions;
+    }
+
     private void Revoked(List<TopicPartitionOffset> partitions, bool lost)
     {
         var taken = partitions.ConvertAll(p => KafkaTransport.ToHerald(p.TopicPartition));
+        var followers = new List<KafkaPartition>();
+        foreach (var tp in partitions)
+            if (_followersOf.TryGetValue(tp.Topic, out var topics))
+                foreach (var topic in topics)
+                {
+                    followers.Add(new KafkaPartition(topic, tp.Partition));
+                    taken.Add(new HeraldPartition(topic, tp.Partition.Value));
+                }
         if (lost)
         {
             // Another member may own them already: finish nothing more of them, commit nothing.
@@ -190,8 +366,32 @@ internal sealed class KafkaConsumer : ITransportConsumer
         }
         finally
         {
-            _assignment = [.. _assignment.Except(taken)];
+            if (followers.Count > 0)
+            {
+                try
+                {
+                    _follower!.IncrementalUnassign(followers);
+                }
+                catch (KafkaException)
+                {
+                    // Not assigned (a follower's assignment failed with its leader's): nothing to take back.
+                }
+            }
+            var gone = taken.ToHashSet();
+            _assignment = [.. _assignment.Except(gone)];
             foreach (var tp in taken) _committed.TryRemove(tp, out _);
+            // Held records of partitions now gone: the next owner reads them again.
+            if (_stash.Count > 0)
+            {
+                var kept = _stash.Where(r => !gone.Contains(new HeraldPartition(r.Topic, r.Partition.Value))).ToList();
+                _stash.Clear();
+                foreach (var r in kept) _stash.Enqueue(r);
+            }
+            lock (_flow)
+            {
+                _pausedByPipeline.ExceptWith(gone);
+                _pausedForStash.ExceptWith(gone);
+            }
         }
     }
 
@@ -210,49 +410,97 @@ internal sealed class KafkaConsumer : ITransportConsumer
         else await Task.Run(() => Commit(commits), cancellationToken).ConfigureAwait(false);
     }
 
+    private IConsumer<byte[]?, byte[]?> ConsumerOf(string topic) =>
+        _consumerOf.TryGetValue(topic, out var consumer) ? consumer : throw new ArgumentException($"topic '{topic}' is not one of this consumer's ({string.Join(", ", _consumerOf.Keys)})", nameof(topic));
+
     private void Commit(List<TopicPartitionOffset> commits)
     {
-        try
+        foreach (var perConsumer in commits.GroupBy(c => ConsumerOf(c.Topic)))
         {
-            _consumer.Commit(commits);
+            try
+            {
+                perConsumer.Key.Commit(perConsumer);
+            }
+            catch (KafkaException e) when (e.Error.Code is ErrorCode.Local_NoOffset)
+            {
+                continue;
+            }
+            catch (TopicPartitionOffsetException e)
+            {
+                throw new HeraldException($"Kafka commit of group '{_spec.Group}' failed: " +
+                    string.Join(", ", e.Results.Where(r => r.Error.IsError).Select(r => $"{r.Topic}/{r.Partition.Value}: {r.Error.Code} ({r.Error.Reason})")), e);
+            }
+            foreach (var c in perConsumer) _committed[KafkaTransport.ToHerald(c.TopicPartition)] = c.Offset.Value;
         }
-        catch (KafkaException e) when (e.Error.Code is ErrorCode.Local_NoOffset)
-        {
-            return;
-        }
-        catch (TopicPartitionOffsetException e)
-        {
-            throw new HeraldException($"Kafka commit of group '{_spec.Group}' failed: " +
-                string.Join(", ", e.Results.Where(r => r.Error.IsError).Select(r => $"{r.Topic}/{r.Partition.Value}: {r.Error.Code} ({r.Error.Reason})")), e);
-        }
-        foreach (var c in commits) _committed[KafkaTransport.ToHerald(c.TopicPartition)] = c.Offset.Value;
     }
 
     public long? GetCommitted(HeraldPartition partition)
     {
         if (_committed.TryGetValue(partition, out var offset)) return offset;
-        var found = _consumer.Committed([KafkaTransport.ToKafka(partition)], _transport.Options.RequestTimeout);
+        var found = ConsumerOf(partition.Topic).Committed([KafkaTransport.ToKafka(partition)], _transport.Options.RequestTimeout);
         return found.Count == 1 && found[0].Offset.Value >= 0 ? found[0].Offset.Value : null;
     }
 
-    public void Pause(IEnumerable<HeraldPartition> partitions) => Flow(partitions, pause: true);
+    public void Pause(IEnumerable<HeraldPartition> partitions)
+    {
+        ArgumentNullException.ThrowIfNull(partitions);
+        lock (_flow)
+        {
+            var owned = _assignment;
+            var which = partitions.Where(owned.Contains).ToList();
+            _pausedByPipeline.UnionWith(which);
+            Flow(which, pause: true);
+        }
+    }
 
-    public void Resume(IEnumerable<HeraldPartition> partitions) => Flow(partitions, pause: false);
+    public void Resume(IEnumerable<HeraldPartition> partitions)
+    {
+        ArgumentNullException.ThrowIfNull(partitions);
+        lock (_flow)
+        {
+            var owned = _assignment;
+            var which = partitions.Where(owned.Contains).ToList();
+            _pausedByPipeline.ExceptWith(which);
+            Flow(which.Where(tp => !_pausedForStash.Contains(tp)), pause: false);
+        }
+    }
+
+    /// <summary>The held records reached their limit: every partition pauses until they are taken.</summary>
+    private void PauseForStash()
+    {
+        lock (_flow)
+        {
+            var which = _assignment.Where(_pausedForStash.Add).ToList();
+            Flow(which, pause: true);
+        }
+    }
+
+    private void ResumeAfterStash()
+    {
+        lock (_flow)
+        {
+            if (_pausedForStash.Count == 0) return;
+            var owned = _assignment;
+            var which = _pausedForStash.Where(tp => owned.Contains(tp) && !_pausedByPipeline.Contains(tp)).ToList();
+            _pausedForStash.Clear();
+            Flow(which, pause: false);
+        }
+    }
 
     private void Flow(IEnumerable<HeraldPartition> partitions, bool pause)
     {
-        ArgumentNullException.ThrowIfNull(partitions);
-        var owned = _assignment;
-        var which = partitions.Where(owned.Contains).Select(KafkaTransport.ToKafka).ToList();
-        if (which.Count == 0) return;
-        try
+        foreach (var perConsumer in partitions.GroupBy(p => ConsumerOf(p.Topic)))
         {
-            if (pause) _consumer.Pause(which);
-            else _consumer.Resume(which);
-        }
-        catch (KafkaException)
-        {
-            // A partition revoked meanwhile: nothing to pause or resume.
+            try
+            {
+                var which = perConsumer.Select(KafkaTransport.ToKafka).ToList();
+                if (pause) perConsumer.Key.Pause(which);
+                else perConsumer.Key.Resume(which);
+            }
+            catch (KafkaException)
+            {
+                // A partition revoked meanwhile: nothing to pause or resume.
+            }
         }
     }
 
@@ -262,19 +510,23 @@ internal sealed class KafkaConsumer : ITransportConsumer
         _closing = true;
         await _stop.CancelAsync().ConfigureAwait(false);
         await Task.Run(() => _thread.Join()).ConfigureAwait(false);
-        try
+        // Leaders first: their revocations take the followers back.
+        foreach (var consumer in _polled)
         {
-            _consumer.Close(); // leaves the group now rather than after the session timeout
+            try
+            {
+                consumer.Close(); // leaves the group now rather than after the session timeout
+            }
+            catch (KafkaException)
+            {
+                // Leaving failed (the cluster away): the group notices at its session timeout.
+            }
+            finally
+            {
+                consumer.Dispose();
+            }
         }
-        catch (KafkaException)
-        {
-            // Leaving failed (the cluster away): the group notices at its session timeout.
-        }
-        finally
-        {
-            _consumer.Dispose();
-            _stop.Dispose();
-            _requests.Dispose();
-        }
+        _stop.Dispose();
+        _requests.Dispose();
     }
 }

@@ -15,12 +15,7 @@ public static class KafkaHosts
         {
             h.UseKafka(bootstrap, o =>
             {
-                o.Linger = TimeSpan.FromMilliseconds(1);
-                o.TopicCreation = TopicCreation.BrokerAutoCreate; // the mock cluster has no CreateTopics
-                // The mock cluster does not act on a member's LeaveGroup: the next member to join
-                // waits for the one gone to time out. Short sessions keep that wait short.
-                o.Properties["session.timeout.ms"] = "6000";
-                o.Properties["heartbeat.interval.ms"] = "500";
+                ForMockCluster(o);
                 kafka?.Invoke(o);
             });
             configure(h);
@@ -28,6 +23,18 @@ public static class KafkaHosts
         var host = builder.Build();
         await host.StartAsync();
         return host;
+    }
+
+    /// <summary>Settings for librdkafka's mock cluster: it has no CreateTopics, and it does not act
+    /// on a member's LeaveGroup (the next member to join waits for the one gone to time out), so
+    /// sessions are short.</summary>
+    public static void ForMockCluster(KafkaTransportOptions o)
+    {
+        o.Linger = TimeSpan.FromMilliseconds(1);
+        o.TopicCreation = TopicCreation.BrokerAutoCreate;
+        o.Properties["session.timeout.ms"] = "6000";
+        o.Properties["heartbeat.interval.ms"] = "500";
+        if (Environment.GetEnvironmentVariable("HERALD_KAFKA_DEBUG") is { Length: > 0 } debug) o.Properties["debug"] = debug;
     }
 
     public static async Task StopAndDisposeAsync(this IHost host)

@@ -232,4 +232,36 @@ public sealed class KafkaTransportTests(MockCluster cluster) : IClassFixture<Moc
         Assert.Equal([(byte)1], read[0].Headers.Single(h => h.Key == "h").Value.ToArray());
         Assert.True(read[^1].Key is null, $"key of {read[^1].Offset}: {read[^1].Key?.Length} bytes, value {System.Text.Encoding.UTF8.GetString(read[^1].Value!.Value.Span)}");
     }
+
+    [Fact]
+    public async Task A_retry_partition_goes_with_its_event_partition_and_commits_its_offsets_outside_the_groups_assignment()
+    {
+        var topic = MockCluster.Unique("lead");
+        var retry = topic + ".g.retry";
+        var group = MockCluster.Unique("g");
+        var options = new KafkaTransportOptions { BootstrapServers = cluster.BootstrapServers };
+        KafkaHosts.ForMockCluster(options);
+        await using var transport = new KafkaTransport(options);
+        await transport.EnsureTopicAsync(new TopicSpec(topic, 4));
+        await transport.EnsureTopicAsync(new TopicSpec(retry, 4));
+        await transport.ProduceAsync(retry, 1, new OutgoingRecord(null, "r"u8.ToArray(), null));
+        var spec = new ConsumerSpec
+        {
+            Group = group,
+            Topics = [topic, retry],
+            AlwaysFromEarliest = new HashSet<string> { retry },
+            Followers = new Dictionary<string, string> { [retry] = topic },
+        };
+        // No fetches: the consumers poll by themselves between fetches, so the group forms anyway.
+        await using var a = transport.CreateConsumer(spec);
+        await using var b = transport.CreateConsumer(spec);
+        static HashSet<int> Of(ITransportConsumer c, string t) => c.Assignment.Where(p => p.Topic == t).Select(p => p.Partition).ToHashSet();
+        await KafkaHosts.WaitUntilAsync(() => Of(a, topic).Count == 2 && Of(b, topic).Count == 2, "the event topic's 4 partitions shared 2 and 2");
+        await KafkaHosts.WaitUntilAsync(() => Of(a, retry).SetEquals(Of(a, topic)) && Of(b, retry).SetEquals(Of(b, topic)), "each member's retry partitions the same as its event partitions");
+
+        var owner = Of(a, retry).Contains(1) ? a : b;
+        await owner.CommitAsync([new(new Herald.Transport.TopicPartition(retry, 1), 1)]);
+        await using var later = transport.CreateConsumer(spec);
+        Assert.Equal(1, later.GetCommitted(new Herald.Transport.TopicPartition(retry, 1)));
+    }
 }

@@ -135,6 +135,13 @@ public sealed class ConsumerSpec
     /// <summary>Topics read from the earliest record whatever <see cref="StartFrom"/> says (retry topics).</summary>
     public IReadOnlySet<string>? AlwaysFromEarliest { get; init; }
 
+    /// <summary>Topics whose partition <c>p</c> a member must own exactly while it owns partition
+    /// <c>p</c> of their leader (follower → leader: a retry topic follows its event topic, since
+    /// the state of a key's retries lives with the member handling the key). Both topics have the
+    /// same partition count. The embedded log's per-topic range assignment gives this by itself;
+    /// a transport whose assignor does not (Kafka's cooperative-sticky) assigns followers itself.</summary>
+    public IReadOnlyDictionary<string, string>? Followers { get; init; }
+
     /// <summary>Called before partitions are taken away (rebalance or shutdown): the consumer must
     /// finish or abandon their records and commit what finished before it returns.</summary>
     public Func<IReadOnlyList<TopicPartition>, CancellationToken, ValueTask>? OnRevoking { get; init; }

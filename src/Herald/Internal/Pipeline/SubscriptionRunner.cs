@@ -51,12 +51,14 @@ internal sealed partial class SubscriptionRunner : IAsyncDisposable
         _mainBudget = new PrefetchBudget(_options.PrefetchRecords, _options.PrefetchBytes);
         _retryBudget = new PrefetchBudget(_options.PrefetchRecords, _options.PrefetchBytes);
         var topics = new List<string>();
+        var followers = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var t in subscription.Topics)
         {
             topics.Add(t);
             var retry = TopicNames.Retry(t, subscription.Group);
             topics.Add(retry);
             _retryTopics.Add(retry);
+            followers[retry] = t;
         }
         _consumer = runtime.Transport.CreateConsumer(new ConsumerSpec
         {
@@ -64,6 +66,7 @@ internal sealed partial class SubscriptionRunner : IAsyncDisposable
             Topics = topics,
             StartFrom = _options.StartFrom,
             AlwaysFromEarliest = _retryTopics,
+            Followers = followers,
             OnAssigned = OnAssignedAsync,
             OnRevoking = OnRevokingAsync,
         });
