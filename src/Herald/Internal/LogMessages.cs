@@ -57,4 +57,7 @@ internal static partial class LogMessages
 
     [LoggerMessage(18, LogLevel.Information, "Inbox: removed {Count} entries older than {Retention} or beyond the newest {MaxEntries}")]
     public static partial void InboxPurged(ILogger logger, long count, TimeSpan retention, long maxEntries);
+
+    [LoggerMessage(19, LogLevel.Warning, "Subscription '{Group}': {Running} handlers of revoked partitions still ran after the revoke timeout ({Timeout}); the partitions went without them, their records uncommitted for the next owner")]
+    public static partial void RevokeTimedOut(ILogger logger, string group, int running, TimeSpan timeout);
 }

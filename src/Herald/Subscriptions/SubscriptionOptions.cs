@@ -23,6 +23,12 @@ public sealed class SubscriptionOptions
 
     public RetryOptions Retry { get; set; } = new();
 
+    /// <summary>How long handlers of partitions being taken away (a rebalance) may run on before
+    /// the partitions go anyway: what finished by then is committed, the rest is abandoned
+    /// uncommitted, and the next owner handles it again. Kafka's group waits for the revocation
+    /// (up to <c>max.poll.interval.ms</c>), so this bounds how long a rebalance can stall.</summary>
+    public TimeSpan RevokeTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>How often finished offsets are committed.</summary>
     public TimeSpan CommitInterval { get; set; } = TimeSpan.FromMilliseconds(200);
 
@@ -42,6 +48,7 @@ public sealed class SubscriptionOptions
         if (MaxInFlight is < 1 or > 100_000) throw Invalid(nameof(MaxInFlight), $"subscription '{group}': MaxInFlight must be 1 to 100000");
         if (PrefetchRecords < 1 || PrefetchRecords > 10_000_000) throw Invalid(nameof(PrefetchRecords), $"subscription '{group}': PrefetchRecords must be 1 to 10000000");
         if (PrefetchBytes < 64 * 1024 || PrefetchBytes > 4L * 1024 * 1024 * 1024) throw Invalid(nameof(PrefetchBytes), $"subscription '{group}': PrefetchBytes must be 64 KiB to 4 GiB");
+        if (RevokeTimeout < TimeSpan.Zero || RevokeTimeout > TimeSpan.FromMinutes(10)) throw Invalid(nameof(RevokeTimeout), $"subscription '{group}': RevokeTimeout must be 0 to 10 minutes");
         if (CommitInterval < TimeSpan.FromMilliseconds(1) || CommitInterval > TimeSpan.FromMinutes(5)) throw Invalid(nameof(CommitInterval), $"subscription '{group}': CommitInterval must be 1 ms to 5 minutes");
         if (MaxBlockedKeys < 1) throw Invalid(nameof(MaxBlockedKeys), $"subscription '{group}': MaxBlockedKeys must be positive");
         if (Retry is null) throw Invalid(nameof(Retry), $"subscription '{group}': Retry must not be null");

@@ -80,6 +80,9 @@ internal sealed partial class SubscriptionRunner
             case SignalKind.Revoke:
                 BeginRevoke((IReadOnlyList<TopicPartition>)signal.Payload!, signal.Done!);
                 break;
+            case SignalKind.RevokeExpired:
+                ExpireRevoke(signal.Done!);
+                break;
             case SignalKind.CommitDone:
                 _commitInFlight = false;
                 break;
@@ -416,7 +419,12 @@ internal sealed partial class SubscriptionRunner
             lane.Revoking = true;
             DropUnstarted(lane);
         }
-        _revokes.Add((lanes, done));
+        var expiry = _rt.Time.CreateTimer(static state =>
+        {
+            var (runner, done) = ((SubscriptionRunner, TaskCompletionSource))state!;
+            runner._signals.Writer.TryWrite(new Signal(SignalKind.RevokeExpired, Done: done));
+        }, (this, done), _options.RevokeTimeout, Timeout.InfiniteTimeSpan);
+        _revokes.Add((lanes, done, expiry));
         CheckRevokes();
     }
 
@@ -424,20 +432,39 @@ internal sealed partial class SubscriptionRunner
     {
         for (var i = _revokes.Count - 1; i >= 0; i--)
         {
-            var (lanes, done) = _revokes[i];
+            var (lanes, done, _) = _revokes[i];
             var idle = true;
             foreach (var lane in lanes) idle &= lane.Outstanding == 0;
-            if (!idle) continue;
-            _revokes.RemoveAt(i);
-            foreach (var lane in lanes)
-            {
-                _lanes.Remove(lane.MainPartition);
-                _lanes.Remove(lane.RetryPartition);
-                lane.Routing.Unload(lane.Partition);
-            }
-            SnapshotLanes();
-            _ = CommitLanesAsync(lanes, done);
+            if (idle) HandOver(i);
         }
+    }
+
+    /// <summary>The revoke timeout passed with handlers of the partitions still running: they go
+    /// now. What finished is committed; the running records are abandoned uncommitted (their
+    /// results come to lanes no longer tracked) and the next owner handles them again.</summary>
+    private void ExpireRevoke(TaskCompletionSource done)
+    {
+        var i = _revokes.FindIndex(r => r.Done == done);
+        if (i < 0) return; // handed over in time
+        var running = 0;
+        foreach (var lane in _revokes[i].Lanes) running += lane.Outstanding;
+        LogMessages.RevokeTimedOut(_log, _sub.Group, running, _options.RevokeTimeout);
+        HandOver(i);
+    }
+
+    private void HandOver(int i)
+    {
+        var (lanes, done, expiry) = _revokes[i];
+        _revokes.RemoveAt(i);
+        expiry.Dispose();
+        foreach (var lane in lanes)
+        {
+            _lanes.Remove(lane.MainPartition);
+            _lanes.Remove(lane.RetryPartition);
+            lane.Routing.Unload(lane.Partition);
+        }
+        SnapshotLanes();
+        _ = CommitLanesAsync(lanes, done);
     }
 
     private bool AllLanesIdle()

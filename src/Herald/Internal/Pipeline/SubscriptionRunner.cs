@@ -13,7 +13,7 @@ namespace Herald.Internal.Pipeline;
 /// on the dispatcher; others report back through the signal channel.</summary>
 internal sealed partial class SubscriptionRunner : IAsyncDisposable
 {
-    private enum SignalKind { Batch, Completed, Wake, Assign, Revoke, CommitDone, Tick, Stop, ForceStop }
+    private enum SignalKind { Batch, Completed, Wake, Assign, Revoke, RevokeExpired, CommitDone, Tick, Stop, ForceStop }
 
     private readonly record struct Signal(SignalKind Kind, object? Payload = null, bool Flag = false, TaskCompletionSource? Done = null, int Generation = 0);
 
@@ -37,7 +37,7 @@ internal sealed partial class SubscriptionRunner : IAsyncDisposable
     private TaskCompletionSource? _stopped;
     private bool _commitInFlight;
     private long _lastCommitTicks;
-    private readonly List<(List<Lane> Lanes, TaskCompletionSource Done)> _revokes = [];
+    private readonly List<(List<Lane> Lanes, TaskCompletionSource Done, ITimer Expiry)> _revokes = [];
     private Task _fetchLoop = Task.CompletedTask;
     private Task _dispatchLoop = Task.CompletedTask;
     private ITimer? _ticker;
