@@ -1,6 +1,7 @@
 using Herald;
 using Herald.DeadLetters;
 using Herald.Embedded;
+using Herald.Kafka;
 using Herald.Log;
 using Herald.Outbox;
 using Herald.Subscriptions;
@@ -131,13 +132,22 @@ public static class OrderFlowApp
         await PrepareDatabasesAsync(databases, options, cancellationToken);
         var openingStock = await Warehouse.OnHandAsync(databases["inventory"], cancellationToken);
 
-        await using var log = EmbeddedLog.Open(Path.Combine(dataDirectory, "log"));
+        // The one line that differs between the embedded log and Kafka: the transport.
+        await using var log = options.Kafka is null ? EmbeddedLog.Open(Path.Combine(dataDirectory, "log")) : null;
+        Action<HeraldBuilder> transport = log is not null
+            ? h => h.UseTransport(_ => new EmbeddedTransport(log, ownsLog: false))
+            : h => h.UseKafka(options.Kafka!, k =>
+            {
+                if (options.KafkaBrokerCreatesTopics) k.TopicCreation = TopicCreation.BrokerAutoCreate;
+                options.KafkaSettings?.Invoke(k);
+            });
         var hosts = new List<(string Name, IHost Host)>();
-        foreach (var service in Services) hosts.Add((service, BuildHost(service, log, databases[service], board)));
-        hosts.Add(("orders-view", BuildHost("orders-view", log, null, board)));
+        foreach (var service in Services) hosts.Add((service, BuildHost(service, transport, databases[service], board)));
+        hosts.Add(("orders-view", BuildHost("orders-view", transport, null, board)));
         var shopHost = hosts[0].Host;
         var viewHost = hosts[^1].Host;
-        output.WriteLine($"OrderFlow: placing {options.Orders} orders (seed {options.Seed}); data in {dataDirectory}");
+        var where = options.Kafka is { } kafka ? $"events on Kafka at {kafka}, data in {dataDirectory}" : $"data in {dataDirectory}";
+        output.WriteLine($"OrderFlow: placing {options.Orders} orders (seed {options.Seed}); {where}");
         var progress = new Progress(output, plan.Count);
         try
         {
@@ -191,7 +201,7 @@ public static class OrderFlowApp
         await Warehouse.RestockAsync(databases["inventory"], OrderPlan.OpeningStock(options.Orders), cancellationToken);
     }
 
-    private static IHost BuildHost(string service, EmbeddedLog log, ServiceDatabase? database, OrderBoard board)
+    private static IHost BuildHost(string service, Action<HeraldBuilder> transport, ServiceDatabase? database, OrderBoard board)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { ApplicationName = $"OrderFlow.{service}", DisableDefaults = true });
         // Handler failures and dead letters are part of the show here, and the summary reports
@@ -204,8 +214,8 @@ public static class OrderFlowApp
         builder.Services.AddSingleton<Carrier>();
         builder.Services.AddHerald(h =>
         {
-            // Every service on the one log (in a real deployment: Kafka), each with its own database.
-            h.UseTransport(_ => new EmbeddedTransport(log, ownsLog: false));
+            // Every service on the one log (or Kafka, with --kafka), each with its own database.
+            transport(h);
             database?.UseAsHeraldStore(h);
             MapEvents(h);
             Subscribe(service, h);

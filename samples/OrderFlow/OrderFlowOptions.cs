@@ -20,6 +20,12 @@ public sealed class OrderFlowOptions
                                     (orderflow_shop, orderflow_inventory, ...) of this PostgreSQL
                                     database instead of a SQLite file, e.g.
                                     "Host=localhost;Username=postgres;Password=postgres;Database=orderflow"
+          --kafka BOOTSTRAP         run every service on this Kafka cluster (host:port[,host:port...])
+                                    instead of the embedded log; topics are created through the admin
+                                    client with the cluster's default replication factor
+          --kafka-broker-creates-topics
+                                    let the broker create topics on first use instead (development
+                                    clusters with auto.create.topics.enable, librdkafka's mock cluster)
           --fresh                   wipe the data directory first (without --data: earlier runs' directories),
                                     and with --postgres drop the services' schemas first
           --timeout SECONDS         give up when not every order is final by then (default 120)
@@ -43,6 +49,15 @@ public sealed class OrderFlowOptions
 
     /// <summary>What the services' schema names start with on PostgreSQL.</summary>
     public string PostgresSchemaPrefix { get; set; } = "orderflow_";
+
+    /// <summary>A Kafka cluster's bootstrap servers: every service runs on it; null for the embedded log.</summary>
+    public string? Kafka { get; set; }
+
+    /// <summary>With <see cref="Kafka"/>: topics are created by the broker on first use rather than through the admin client.</summary>
+    public bool KafkaBrokerCreatesTopics { get; set; }
+
+    /// <summary>With <see cref="Kafka"/>: more settings for every service's Kafka transport (a test's session timeouts, security).</summary>
+    public Action<Herald.Kafka.KafkaTransportOptions>? KafkaSettings { get; set; }
 
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(120);
 
@@ -69,6 +84,8 @@ public sealed class OrderFlowOptions
                 case "--seed": options.Seed = Int(name, Value()); break;
                 case "--data": options.DataDirectory = Value(); break;
                 case "--postgres": options.Postgres = Value(); break;
+                case "--kafka": options.Kafka = Value(); break;
+                case "--kafka-broker-creates-topics": options.KafkaBrokerCreatesTopics = true; break;
                 case "--fresh": options.Fresh = true; break;
                 case "--timeout": options.Timeout = TimeSpan.FromSeconds(Int(name, Value())); break;
                 default: throw new ArgumentException($"unknown option '{name}'");
@@ -85,6 +102,8 @@ public sealed class OrderFlowOptions
             if (rate is < 0 or > 1 || double.IsNaN(rate)) throw new ArgumentException($"{name} must be 0 to 1", name);
         if (DeclineRate + PoisonRate + OutOfStockRate + UndeliverableRate > 1)
             throw new ArgumentException("--decline-rate, --poison-rate, --out-of-stock-rate and --undeliverable-rate add up to more than 1");
+        if (Kafka is not null && string.IsNullOrWhiteSpace(Kafka)) throw new ArgumentException("--kafka needs the bootstrap servers, host:port[,host:port...]", nameof(Kafka));
+        if (KafkaBrokerCreatesTopics && Kafka is null) throw new ArgumentException("--kafka-broker-creates-topics needs --kafka", nameof(KafkaBrokerCreatesTopics));
         if (Postgres is { Length: 0 }) throw new ArgumentException("--postgres needs a connection string", nameof(Postgres));
         if (PostgresSchemaPrefix.Length is 0 or > 40 || !PostgresSchemaPrefix.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '_') || char.IsAsciiDigit(PostgresSchemaPrefix[0]))
             throw new ArgumentException($"PostgresSchemaPrefix must be 1 to 40 lower-case letters, digits and underscores, not starting with a digit; was '{PostgresSchemaPrefix}'", nameof(PostgresSchemaPrefix));
