@@ -7,8 +7,8 @@ namespace Herald.Bench;
 public sealed class BenchOptions
 {
     public const string Usage =
-        "usage: Herald.Bench <log-append|log-latency|log-read|raw-group-commit|pipeline|outbox> [--count N] [--size BYTES] [--appenders A] " +
-        "[--batch B] [--window W] [--rate R] [--pace yield|burst] [--rounds K] [--warmup W] [--keys K] [--partitions P] [--store sqlite|postgres] [--dir PATH]";
+        "usage: Herald.Bench <log-append|log-latency|log-read|raw-group-commit|pipeline|outbox|kafka-pipeline> [--count N] [--size BYTES] [--appenders A] " +
+        "[--batch B] [--window W] [--rate R] [--pace yield|burst] [--rounds K] [--warmup W] [--keys K] [--partitions P] [--store sqlite|postgres] [--bootstrap HOST:PORT] [--dir PATH]";
 
     public required string Scenario { get; init; }
     public long? Count { get; private set; }
@@ -36,6 +36,10 @@ public sealed class BenchOptions
     /// <summary>outbox: the store, "sqlite" (a file in the scenario's directory) or "postgres"
     /// (HERALD_POSTGRES, or a local server as postgres/postgres).</summary>
     public string Store { get; private set; } = "sqlite";
+
+    /// <summary>kafka-pipeline: a Kafka cluster's bootstrap servers; librdkafka's mock cluster in
+    /// this process when left out.</summary>
+    public string? Bootstrap { get; private set; }
 
     /// <summary>The parent of the scenario's fresh data directory (the system temp folder by default).</summary>
     public string? Dir { get; private set; }
@@ -71,6 +75,7 @@ public sealed class BenchOptions
                     options.Store = value;
                     break;
                 case "--dir": options.Dir = value; break;
+                case "--bootstrap": options.Bootstrap = value; break;
                 default: throw new ArgumentException($"unknown option {name}", nameof(args));
             }
         }

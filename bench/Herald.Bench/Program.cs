@@ -3,7 +3,8 @@
 //        [--appenders A] [--batch B] [--window W] [--rate R] [--pace yield|burst] [--rounds K] [--keys K] [--partitions P] [--store sqlite|postgres] [--dir PATH]
 // Scenarios: log-append, log-latency, log-read, raw-group-commit (the disk's own floor under log-latency),
 // pipeline (publish -> durable embedded transport -> handler, end to end), and outbox (the
-// transactional outbox's relay from SQLite or PostgreSQL to the embedded log).
+// transactional outbox's relay from SQLite or PostgreSQL to the embedded log), and kafka-pipeline
+// (the pipeline on the Kafka transport: librdkafka's mock cluster, or --bootstrap HOST:PORT).
 using Herald.Bench;
 using Herald.Bench.Scenarios;
 
@@ -35,6 +36,9 @@ switch (options.Scenario)
         break;
     case "outbox":
         await OutboxScenario.RunAsync(options);
+        break;
+    case "kafka-pipeline":
+        await KafkaPipelineScenario.RunAsync(options);
         break;
     case "raw-group-commit":
         await RawGroupCommitScenario.RunAsync(options);
