@@ -22,7 +22,17 @@ public sealed class KafkaTransport : ITransport
     private readonly ConcurrentDictionary<string, int> _partitions = new(StringComparer.Ordinal);
     private readonly Lazy<IConsumer<byte[]?, byte[]?>> _reader;
     private readonly object _readerLock = new();
+    private readonly Lock _enqueue = new();
+    private readonly Queue<Backlogged> _backlog = new();
+    private bool _draining;
+    private long _queueFullWaits;
     private int _disposed;
+
+    /// <summary>A record waiting for room in the producer's queue, and its caller.</summary>
+    private sealed record Backlogged(KafkaPartition Target, Message<byte[]?, byte[]?> Message, CancellationToken Cancellation)
+    {
+        public readonly TaskCompletionSource<Task<DeliveryResult<byte[]?, byte[]?>>> Queued = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
 
     public KafkaTransport(KafkaTransportOptions options)
     {
@@ -132,26 +142,45 @@ public sealed class KafkaTransport : ITransport
     }
 
     /// <summary>Every record enqueued in order, then all awaited: the idempotent producer keeps a
-    /// partition's records in order and without gaps, and a record refused before it was queued
-    /// (too large) stops the ones after it from being queued at all.</summary>
+    /// partition's records in order and without gaps. A record waits to be enqueued while the
+    /// producer's queue is full, and the ones after it wait behind it, so a full queue never lets a
+    /// later record overtake. A record refused before it was queued (too large) stops the ones
+    /// after it from being queued at all.</summary>
     public async ValueTask ProduceManyAsync(string topic, int partition, IReadOnlyList<OutgoingRecord> records, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(records);
         var pending = new List<Task<DeliveryResult<byte[]?, byte[]?>>>(records.Count);
         for (var i = 0; i < records.Count; i++)
         {
-            var task = ProduceOneAsync(topic, partition, records[i], cancellationToken);
-            pending.Add(task);
-            if (task.IsFaulted)
+            Task<DeliveryResult<byte[]?, byte[]?>> delivery;
+            try
+            {
+                delivery = await EnqueueAsync(topic, partition, records[i], cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                for (var j = i + 1; j < records.Count; j++) records[j].Owner?.Dispose();
+                throw;
+            }
+            pending.Add(delivery);
+            if (delivery.IsFaulted)
             {
                 for (var j = i + 1; j < records.Count; j++) records[j].Owner?.Dispose();
                 break;
             }
         }
-        await Task.WhenAll(pending).ConfigureAwait(false);
+        foreach (var delivery in pending) await DeliveredAsync(topic, partition, delivery).ConfigureAwait(false);
     }
 
-    private async Task<DeliveryResult<byte[]?, byte[]?>> ProduceOneAsync(string topic, int partition, OutgoingRecord record, CancellationToken cancellationToken)
+    private async Task<DeliveryResult<byte[]?, byte[]?>> ProduceOneAsync(string topic, int partition, OutgoingRecord record, CancellationToken cancellationToken) =>
+        await DeliveredAsync(topic, partition, await EnqueueAsync(topic, partition, record, cancellationToken).ConfigureAwait(false)).ConfigureAwait(false);
+
+    /// <summary>Puts a record in the producer's queue, waiting while the queue is full
+    /// (backpressure, not an error); returns its delivery. Records are queued in the order they
+    /// are given, across callers: once one waits for room, the ones after it wait behind it in a
+    /// backlog that one drainer empties in order. (Confluent.Kafka reports a full queue as a task
+    /// that has already failed, before anything was queued.)</summary>
+    private ValueTask<Task<DeliveryResult<byte[]?, byte[]?>>> EnqueueAsync(string topic, int partition, OutgoingRecord record, CancellationToken cancellationToken)
     {
         Message<byte[]?, byte[]?> message;
         try
@@ -163,27 +192,87 @@ public sealed class KafkaTransport : ITransport
             record.Owner?.Dispose(); // copied
         }
         var target = new KafkaPartition(topic, new Partition(partition));
+        Backlogged waiting;
+        lock (_enqueue)
+        {
+            if (_backlog.Count == 0)
+            {
+                var delivery = _producer.ProduceAsync(target, message, cancellationToken);
+                if (!IsQueueFull(delivery)) return ValueTask.FromResult(delivery);
+            }
+            waiting = new Backlogged(target, message, cancellationToken);
+            _backlog.Enqueue(waiting);
+            _queueFullWaits++;
+            if (!_draining)
+            {
+                _draining = true;
+                _ = Task.Run(DrainBacklogAsync, CancellationToken.None);
+            }
+        }
+        return new ValueTask<Task<DeliveryResult<byte[]?, byte[]?>>>(waiting.Queued.Task);
+    }
+
+    /// <summary>How many records have waited for room in the producer's queue (for tests).</summary>
+    internal long QueueFullWaits
+    {
+        get
+        {
+            lock (_enqueue) return _queueFullWaits;
+        }
+    }
+
+    private static bool IsQueueFull(Task<DeliveryResult<byte[]?, byte[]?>> delivery)
+    {
+        if (!delivery.IsFaulted || delivery.Exception!.InnerException is not ProduceException<byte[]?, byte[]?> { Error.Code: ErrorCode.Local_QueueFull }) return false;
+        return true; // observed: the record is tried again
+    }
+
+    /// <summary>Queues the backlog in order as the producer's queue makes room.</summary>
+    private async Task DrainBacklogAsync()
+    {
         var wait = 1;
         while (true)
         {
-            try
+            lock (_enqueue)
             {
-                return await _producer.ProduceAsync(target, message, cancellationToken).ConfigureAwait(false);
+                while (_backlog.TryPeek(out var next))
+                {
+                    if (next.Cancellation.IsCancellationRequested)
+                    {
+                        _backlog.Dequeue();
+                        next.Queued.TrySetCanceled(next.Cancellation);
+                        continue;
+                    }
+                    var delivery = _producer.ProduceAsync(next.Target, next.Message, next.Cancellation);
+                    if (IsQueueFull(delivery)) break;
+                    _backlog.Dequeue();
+                    next.Queued.TrySetResult(delivery);
+                    wait = 1;
+                }
+                if (_backlog.Count == 0)
+                {
+                    _draining = false;
+                    return;
+                }
             }
-            catch (ProduceException<byte[]?, byte[]?> e) when (e.Error.Code == ErrorCode.Local_QueueFull)
-            {
-                // Backpressure: wait for the queue to drain, not an error.
-                await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
-                wait = Math.Min(wait * 2, 50);
-            }
-            catch (ProduceException<byte[]?, byte[]?> e) when (e.Error.Code == ErrorCode.Local_UnknownTopic || e.Error.Code == ErrorCode.UnknownTopicOrPart)
-            {
-                throw new UnknownTopicException(topic);
-            }
-            catch (ProduceException<byte[]?, byte[]?> e)
-            {
-                throw new HeraldException($"Kafka refused a record for {topic}/{partition}: {e.Error.Code} ({e.Error.Reason})", e);
-            }
+            await Task.Delay(wait).ConfigureAwait(false);
+            wait = Math.Min(wait * 2, 50);
+        }
+    }
+
+    private static async Task<DeliveryResult<byte[]?, byte[]?>> DeliveredAsync(string topic, int partition, Task<DeliveryResult<byte[]?, byte[]?>> delivery)
+    {
+        try
+        {
+            return await delivery.ConfigureAwait(false);
+        }
+        catch (ProduceException<byte[]?, byte[]?> e) when (e.Error.Code == ErrorCode.Local_UnknownTopic || e.Error.Code == ErrorCode.UnknownTopicOrPart)
+        {
+            throw new UnknownTopicException(topic);
+        }
+        catch (ProduceException<byte[]?, byte[]?> e)
+        {
+            throw new HeraldException($"Kafka refused a record for {topic}/{partition}: {e.Error.Code} ({e.Error.Reason})", e);
         }
     }
 
@@ -249,6 +338,11 @@ public sealed class KafkaTransport : ITransport
     public ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return ValueTask.CompletedTask;
+        lock (_enqueue)
+        {
+            while (_backlog.TryDequeue(out var left))
+                left.Queued.TrySetException(new ObjectDisposedException(nameof(KafkaTransport), "the Kafka transport was disposed before the record found room in the producer's queue"));
+        }
         try
         {
             _producer.Flush(_options.RequestTimeout);

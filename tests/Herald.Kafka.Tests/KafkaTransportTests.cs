@@ -264,4 +264,45 @@ public sealed class KafkaTransportTests(MockCluster cluster) : IClassFixture<Moc
         await using var later = transport.CreateConsumer(spec);
         Assert.Equal(1, later.GetCommitted(new Herald.Transport.TopicPartition(retry, 1)));
     }
+
+    [Fact]
+    public async Task A_full_producer_queue_makes_publishes_wait_and_keeps_their_order()
+    {
+        var topic = MockCluster.Unique("full");
+        var options = new KafkaTransportOptions { BootstrapServers = cluster.BootstrapServers, ProducerQueueBytes = 1024 * 1024 };
+        KafkaHosts.ForMockCluster(options);
+        await using var transport = new KafkaTransport(options);
+        await transport.EnsureTopicAsync(new TopicSpec(topic, 4));
+        var body = new byte[8 * 1024]; // 3.2 MiB in all: the mock keeps 5 MiB a partition
+        OutgoingRecord Numbered(int n) => new(null, BitConverter.GetBytes(n).Concat(body).ToArray(), null);
+        // Into a 1 MiB queue: single records issued without waiting for each, then a batch.
+        var singles = Enumerable.Range(0, 200).Select(n => transport.ProduceAsync(topic, 0, Numbered(n)).AsTask()).ToList();
+        await transport.ProduceManyAsync(topic, 0, Enumerable.Range(200, 200).Select(Numbered).ToList());
+        var offsets = await Task.WhenAll(singles);
+        Assert.True(transport.QueueFullWaits > 0, "the queue never filled: the test proves nothing");
+        Assert.Equal(Enumerable.Range(0, 200).Select(n => (long)n), offsets);
+        var read = new List<int>();
+        await foreach (var r in transport.ReadAsync(topic, 0, 0)) read.Add(BitConverter.ToInt32(r.Value!.Value.Span));
+        Assert.Equal(Enumerable.Range(0, 400), read);
+    }
+
+    [Fact]
+    public async Task Security_settings_pass_through_to_librdkafka_and_a_bad_one_fails_the_start_naming_it()
+    {
+        var missing = Path.Combine(Path.GetTempPath(), $"herald-no-such-ca-{Guid.NewGuid():N}.pem");
+        var options = new KafkaTransportOptions
+        {
+            BootstrapServers = cluster.BootstrapServers,
+            Properties =
+            {
+                ["security.protocol"] = "SASL_SSL",
+                ["sasl.mechanisms"] = "SCRAM-SHA-512",
+                ["sasl.username"] = "inventory",
+                ["sasl.password"] = "secret",
+                ["ssl.ca.location"] = missing,
+            },
+        };
+        var refused = Assert.Throws<HeraldException>(() => new KafkaTransport(options));
+        Assert.Contains("ssl.ca.location", refused.Message, StringComparison.Ordinal);
+    }
 }
