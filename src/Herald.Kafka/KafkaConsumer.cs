@@ -173,18 +173,19 @@ internal sealed class KafkaConsumer : ITransportConsumer
     }
 
     /// <summary>No fetch asked for: poll anyway (rebalance callbacks run inside polls), holding
-    /// what arrives for the next fetch. A failure is reported by that fetch.</summary>
+    /// what arrives for the next fetch. Once <see cref="StashLimit"/> records are held, every
+    /// assigned partition is paused (those assigned later too), so polls go on and bring no more.
+    /// A failure is reported by the next fetch.</summary>
     private void KeepPolling()
     {
-        if (_pollError is not null) return;
         try
         {
             foreach (var consumer in _polled)
             {
-                while (_stash.Count < 2 * StashLimit && Consume(consumer, Wait.No, _stop.Token) is { } result)
+                while (Consume(consumer, Wait.No, _stop.Token) is { } result)
                 {
                     _stash.Enqueue(result);
-                    if (_stash.Count == StashLimit) PauseForStash();
+                    if (_stash.Count >= StashLimit) PauseForStash();
                 }
             }
         }
@@ -267,7 +268,9 @@ internal sealed class KafkaConsumer : ITransportConsumer
     {
         while (true)
         {
-            cancellationToken.ThrowIfCancellationRequested();
+            // Only a consume that waits is cancelled: once a fetch holds records it returns them
+            // (they have left librdkafka, and the caller takes a cancelled fetch for an empty one).
+            if (wait != Wait.No) cancellationToken.ThrowIfCancellationRequested();
             try
             {
                 var result = wait switch
@@ -297,6 +300,10 @@ internal sealed class KafkaConsumer : ITransportConsumer
         }
     }
 
+    /// <summary>The group gave this lane partitions. Nothing may escape a rebalance callback
+    /// (Confluent.Kafka would then unassign the lane's every partition behind Herald's back), so
+    /// the pipeline's setup of the new partitions is tried until it succeeds or the member stops,
+    /// and a failure to read positions falls back to the group's reset.</summary>
     private List<TopicPartitionOffset> Assigned(IConsumer<byte[]?, byte[]?> lane, List<KafkaPartition> partitions)
     {
         var given = new List<HeraldPartition>();
@@ -307,22 +314,67 @@ internal sealed class KafkaConsumer : ITransportConsumer
             foreach (var tp in partitions)
                 if (_followersOf.TryGetValue(tp.Topic, out var topics))
                     foreach (var topic in topics) followers.Add(new KafkaPartition(topic, tp.Partition));
-            if (followers.Count > 0) _follower.IncrementalAssign(Positions(_follower, followers, given));
+            if (followers.Count > 0)
+            {
+                try
+                {
+                    _follower.IncrementalAssign(Positions(_follower, followers, given));
+                }
+                catch (KafkaException e)
+                {
+                    _pollError = new HeraldException($"Kafka consumer of group '{_spec.Group}' could not take the retry partitions of its new partitions: {e.Error.Code} ({e.Error.Reason})", e);
+                }
+            }
         }
         _assignment = [.. _assignment.Union(given)];
         if (_spec.OnAssigned is { } onAssigned && (given.Count > 0 || !_joined))
-            onAssigned(given, _stop.Token).AsTask().GetAwaiter().GetResult();
+        {
+            var delay = TimeSpan.FromMilliseconds(100);
+            while (!_closing && !_stop.IsCancellationRequested)
+            {
+                try
+                {
+                    onAssigned(given, _stop.Token).AsTask().GetAwaiter().GetResult();
+                    break;
+                }
+                catch (OperationCanceledException)
+                {
+                    break; // the subscription is stopping
+                }
+                catch (Exception e)
+                {
+                    // Reading the new partitions' state failed (a retry or dead-letter topic
+                    // away): their records may not be handled before it is known. The next fetch
+                    // reports the error; this waits and tries again.
+                    _pollError = e;
+                    _stop.Token.WaitHandle.WaitOne(delay);
+                    delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
+                }
+            }
+        }
         _joined = true;
         return positions;
     }
 
     /// <summary>Where to start reading each partition: its committed offset, else as the group
-    /// starts (retry topics from their first record, whatever the group's reset says).</summary>
+    /// starts (retry topics from their first record, whatever the group's reset says). "Latest" is
+    /// the end of the partition now, before the pipeline hears of the partition, so that nothing
+    /// published after the member is ready is skipped.</summary>
     private List<TopicPartitionOffset> Positions(IConsumer<byte[]?, byte[]?> consumer, List<KafkaPartition> partitions, List<HeraldPartition> given)
     {
         var positions = new List<TopicPartitionOffset>(partitions.Count);
         if (partitions.Count == 0) return positions;
-        foreach (var c in consumer.Committed(partitions, _transport.Options.RequestTimeout))
+        List<TopicPartitionOffset> committed;
+        try
+        {
+            committed = consumer.Committed(partitions, _transport.Options.RequestTimeout);
+        }
+        catch (KafkaException)
+        {
+            // Unknown now: librdkafka fetches the committed offsets itself when it starts them.
+            committed = partitions.ConvertAll(tp => new TopicPartitionOffset(tp, Offset.Unset));
+        }
+        foreach (var c in committed)
         {
             var tp = KafkaTransport.ToHerald(c.TopicPartition);
             given.Add(tp);
@@ -331,13 +383,23 @@ internal sealed class KafkaConsumer : ITransportConsumer
             {
                 _committed[tp] = c.Offset.Value;
                 positions.Add(new TopicPartitionOffset(c.TopicPartition, c.Offset));
+                continue;
             }
-            else
+            _committed.TryRemove(tp, out _);
+            var earliest = _spec.AlwaysFromEarliest?.Contains(tp.Topic) == true || _spec.StartFrom != StartFrom.Latest;
+            var start = earliest ? Offset.Beginning : Offset.End;
+            if (!earliest)
             {
-                _committed.TryRemove(tp, out _);
-                var earliest = _spec.AlwaysFromEarliest?.Contains(tp.Topic) == true;
-                positions.Add(new TopicPartitionOffset(c.TopicPartition, earliest ? Offset.Beginning : Offset.Unset));
+                try
+                {
+                    start = consumer.QueryWatermarkOffsets(c.TopicPartition, _transport.Options.RequestTimeout).High;
+                }
+                catch (KafkaException)
+                {
+                    // Left to librdkafka: the end when it starts the partition.
+                }
             }
+            positions.Add(new TopicPartitionOffset(c.TopicPartition, start));
         }
         return positions;
     }
@@ -364,8 +426,25 @@ internal sealed class KafkaConsumer : ITransportConsumer
             if (!_closing && _spec.OnRevoking is { } onRevoking)
                 onRevoking(taken, _stop.Token).AsTask().GetAwaiter().GetResult();
         }
+        catch (Exception e)
+        {
+            // The subscription is stopping (its drain goes on and commits what finishes) or its
+            // revoke failed: the partitions go all the same. Nothing may escape a rebalance
+            // callback: Confluent.Kafka would unassign the lane's every partition.
+            if (!_stop.IsCancellationRequested && e is not OperationCanceledException) _pollError = e;
+        }
         finally
         {
+            // A pause outlives an unassignment in librdkafka: resume what was paused, so that the
+            // partitions start unpaused when they come back (the pipeline counts on it).
+            var gone = taken.ToHashSet();
+            lock (_flow)
+            {
+                var paused = gone.Where(tp => _pausedByPipeline.Contains(tp) || _pausedForStash.Contains(tp)).ToList();
+                Flow(paused, pause: false);
+                _pausedByPipeline.ExceptWith(gone);
+                _pausedForStash.ExceptWith(gone);
+            }
             if (followers.Count > 0)
             {
                 try
@@ -377,7 +456,6 @@ internal sealed class KafkaConsumer : ITransportConsumer
                     // Not assigned (a follower's assignment failed with its leader's): nothing to take back.
                 }
             }
-            var gone = taken.ToHashSet();
             _assignment = [.. _assignment.Except(gone)];
             foreach (var tp in taken) _committed.TryRemove(tp, out _);
             // Held records of partitions now gone: the next owner reads them again.
@@ -387,11 +465,6 @@ internal sealed class KafkaConsumer : ITransportConsumer
                 _stash.Clear();
                 foreach (var r in kept) _stash.Enqueue(r);
             }
-            lock (_flow)
-            {
-                _pausedByPipeline.ExceptWith(gone);
-                _pausedForStash.ExceptWith(gone);
-            }
         }
     }
 
@@ -399,10 +472,13 @@ internal sealed class KafkaConsumer : ITransportConsumer
     {
         ArgumentNullException.ThrowIfNull(offsets);
         var commits = new List<TopicPartitionOffset>(offsets.Count);
+        var owned = _assignment;
         lock (_lost)
         {
+            // Not of partitions lost or already handed over: their next owner commits them now
+            // (and the retry group, having no members, would not refuse a late commit).
             foreach (var (tp, offset) in offsets)
-                if (!_lost.Contains(tp)) commits.Add(new TopicPartitionOffset(KafkaTransport.ToKafka(tp), new Offset(offset)));
+                if (!_lost.Contains(tp) && owned.Contains(tp)) commits.Add(new TopicPartitionOffset(KafkaTransport.ToKafka(tp), new Offset(offset)));
         }
         if (commits.Count == 0) return;
         // On the rebalance callback's thread (revoking) the commit must be made there and then.

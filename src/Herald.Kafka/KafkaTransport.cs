@@ -192,12 +192,16 @@ public sealed class KafkaTransport : ITransport
             record.Owner?.Dispose(); // copied
         }
         var target = new KafkaPartition(topic, new Partition(partition));
+        // Cancellation counts until the record is queued, not after: a queued record is sent
+        // whatever its caller does (ProduceAsync given the token would report a record it still
+        // writes as cancelled).
+        cancellationToken.ThrowIfCancellationRequested();
         Backlogged waiting;
         lock (_enqueue)
         {
             if (_backlog.Count == 0)
             {
-                var delivery = _producer.ProduceAsync(target, message, cancellationToken);
+                var delivery = _producer.ProduceAsync(target, message, CancellationToken.None);
                 if (!IsQueueFull(delivery)) return ValueTask.FromResult(delivery);
             }
             waiting = new Backlogged(target, message, cancellationToken);
@@ -243,7 +247,7 @@ public sealed class KafkaTransport : ITransport
                         next.Queued.TrySetCanceled(next.Cancellation);
                         continue;
                     }
-                    var delivery = _producer.ProduceAsync(next.Target, next.Message, next.Cancellation);
+                    var delivery = _producer.ProduceAsync(next.Target, next.Message, CancellationToken.None);
                     if (IsQueueFull(delivery)) break;
                     _backlog.Dequeue();
                     next.Queued.TrySetResult(delivery);

@@ -305,4 +305,51 @@ public sealed class KafkaTransportTests(MockCluster cluster) : IClassFixture<Moc
         var refused = Assert.Throws<HeraldException>(() => new KafkaTransport(options));
         Assert.Contains("ssl.ca.location", refused.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task A_partition_paused_when_taken_away_starts_unpaused_when_it_comes_back()
+    {
+        var topic = MockCluster.Unique("paused");
+        var options = new KafkaTransportOptions { BootstrapServers = cluster.BootstrapServers };
+        KafkaHosts.ForMockCluster(options);
+        await using var transport = new KafkaTransport(options);
+        await transport.EnsureTopicAsync(new TopicSpec(topic, 4));
+        var spec = new ConsumerSpec { Group = MockCluster.Unique("g"), Topics = [topic] };
+        await using var a = transport.CreateConsumer(spec);
+        await KafkaHosts.WaitUntilAsync(() => a.Assignment.Count == 4, "the first member owning the 4 partitions");
+        a.Pause(a.Assignment.ToList()); // the pipeline's budget is full
+        var b = transport.CreateConsumer(spec);
+        HashSet<int> moved;
+        try
+        {
+            await KafkaHosts.WaitUntilAsync(() => a.Assignment.Count == 2 && b.Assignment.Count == 2, "the partitions shared 2 and 2");
+            moved = b.Assignment.Select(p => p.Partition).ToHashSet();
+        }
+        finally
+        {
+            await b.DisposeAsync();
+        }
+        await KafkaHosts.WaitUntilAsync(() => a.Assignment.Count == 4, "the second member's partitions back with the first");
+        for (var p = 0; p < 4; p++) await transport.ProduceAsync(topic, p, new OutgoingRecord(null, "r"u8.ToArray(), null));
+        // The two that came back were never resumed by the pipeline, which takes new partitions
+        // for unpaused; the two that stayed are still paused.
+        var fetched = new List<TransportRecord>();
+        using (var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+        {
+            while (fetched.Select(r => r.Partition).Distinct().Count() < moved.Count)
+                await a.FetchAsync(fetched, 100, 1 << 20, deadline.Token);
+        }
+        await Task.Delay(500);
+        using (var quiet = new CancellationTokenSource(TimeSpan.FromMilliseconds(500)))
+        {
+            try
+            {
+                await a.FetchAsync(fetched, 100, 1 << 20, quiet.Token);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+        Assert.Equal(moved.Order(), fetched.Select(r => r.Partition).Distinct().Order());
+    }
 }

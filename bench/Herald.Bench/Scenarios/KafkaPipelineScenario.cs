@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Confluent.Kafka;
 using Herald.Kafka;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -17,8 +16,6 @@ namespace Herald.Bench.Scenarios;
 /// last handled event, best of --rounds after --warmup unmeasured rounds.</summary>
 public static class KafkaPipelineScenario
 {
-    private static readonly string Payload = new('x', 100);
-
     public static async Task RunAsync(BenchOptions options)
     {
         var count = (int)(options.Count ?? 50_000);
@@ -27,7 +24,7 @@ public static class KafkaPipelineScenario
         var warmup = options.Warmup ?? 1;
         var keys = options.Keys ?? 1024;
         var partitions = options.Partitions ?? 4;
-        using var mock = options.Bootstrap is null ? new MockCluster() : null;
+        using var mock = options.Bootstrap is null ? new KafkaMockCluster() : null;
         var bootstrap = options.Bootstrap ?? mock!.BootstrapServers;
         double best = 0, bestPublish = 0;
         GcMeter? bestGc = null;
@@ -45,7 +42,7 @@ public static class KafkaPipelineScenario
             var publisher = host.Services.GetRequiredService<IEventPublisher>();
             var gc = new GcMeter();
             var started = Stopwatch.GetTimestamp();
-            await PublishAsync(publisher, count, window);
+            await PipelineScenario.PublishAsync(publisher, count, window);
             var published = Stopwatch.GetElapsedTime(started).TotalSeconds;
             await done.Task.WaitAsync(TimeSpan.FromMinutes(10));
             var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
@@ -72,20 +69,6 @@ public static class KafkaPipelineScenario
         bestGc!.AddTo(output, count).Print();
     }
 
-    private static async Task PublishAsync(IEventPublisher publisher, int count, int window)
-    {
-        var pending = new ValueTask[window];
-        for (var i = 0; i < count; i++)
-        {
-            var slot = i % window;
-            if (i >= window) await pending[slot];
-#pragma warning disable CA2012 // awaited exactly once, when its slot comes round again or at the end
-            pending[slot] = publisher.PublishAsync(new PipelineEvent(Guid.NewGuid(), i, Payload));
-#pragma warning restore CA2012
-        }
-        for (var i = Math.Max(0, count - window); i < count; i++) await pending[i % window];
-    }
-
     private static IHost Build(string bootstrap, bool mock, string topic, int keys, int partitions, Func<PipelineEvent, EventContext, CancellationToken, ValueTask> handler)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
@@ -108,26 +91,5 @@ public static class KafkaPipelineScenario
             });
         });
         return builder.Build();
-    }
-
-    /// <summary>librdkafka's mock cluster, held by a producer of this process; its bootstrap
-    /// address comes from its own metadata.</summary>
-    private sealed class MockCluster : IDisposable
-    {
-        private readonly IProducer<Null, Null> _owner;
-
-        public MockCluster()
-        {
-            var config = new ProducerConfig();
-            config.Set("test.mock.num.brokers", "1");
-            _owner = new ProducerBuilder<Null, Null>(config).Build();
-            using var admin = new DependentAdminClientBuilder(_owner.Handle).Build();
-            var metadata = admin.GetMetadata(TimeSpan.FromSeconds(10));
-            BootstrapServers = string.Join(",", metadata.Brokers.Select(b => $"{b.Host}:{b.Port}"));
-        }
-
-        public string BootstrapServers { get; }
-
-        public void Dispose() => _owner.Dispose();
     }
 }

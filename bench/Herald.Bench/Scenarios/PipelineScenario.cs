@@ -89,7 +89,8 @@ public static class PipelineScenario
         bestGc!.AddTo(output, count).Print();
     }
 
-    private static async Task PublishAsync(IEventPublisher publisher, int count, int window)
+    /// <summary>Publishes count events keeping window publishes outstanding.</summary>
+    internal static async Task PublishAsync(IEventPublisher publisher, int count, int window)
     {
         var pending = new ValueTask[window];
         for (var i = 0; i < count; i++)

@@ -30,7 +30,8 @@ public interface ITransport : IAsyncDisposable
 
     /// <summary>Appends records to one partition in the given order, completing once all are
     /// durable. A transport that can makes it atomic (the embedded log: all or none); otherwise a
-    /// failure may leave the records before the failing one produced, never one after it.</summary>
+    /// failure leaves the records before the failing one produced, and as a rule none after it
+    /// (Kafka: a record timing out while later ones of the batch got through can leave a gap).</summary>
     async ValueTask ProduceManyAsync(string topic, int partition, IReadOnlyList<OutgoingRecord> records, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(records);
