@@ -335,6 +335,7 @@ internal sealed class KafkaConsumer : ITransportConsumer
                 try
                 {
                     onAssigned(given, _stop.Token).AsTask().GetAwaiter().GetResult();
+                    _pollError = null; // what failed before this has passed
                     break;
                 }
                 catch (OperationCanceledException)
@@ -371,8 +372,17 @@ internal sealed class KafkaConsumer : ITransportConsumer
         }
         catch (KafkaException)
         {
-            // Unknown now: librdkafka fetches the committed offsets itself when it starts them.
-            committed = partitions.ConvertAll(tp => new TopicPartitionOffset(tp, Offset.Unset));
+            // Unknown now (the coordinator away): left to librdkafka, which fetches the committed
+            // offsets itself when it starts the partitions, and applies the reset without one.
+            foreach (var tp in partitions)
+            {
+                var h = KafkaTransport.ToHerald(tp);
+                given.Add(h);
+                lock (_lost) _lost.Remove(h);
+                _committed.TryRemove(h, out _);
+                positions.Add(new TopicPartitionOffset(tp, Offset.Unset));
+            }
+            return positions;
         }
         foreach (var c in committed)
         {
@@ -440,6 +450,9 @@ internal sealed class KafkaConsumer : ITransportConsumer
             var gone = taken.ToHashSet();
             lock (_flow)
             {
+                // No longer owned before they are resumed: a pause from the pipeline now would
+                // outlive the unassignment.
+                _assignment = [.. _assignment.Except(gone)];
                 var paused = gone.Where(tp => _pausedByPipeline.Contains(tp) || _pausedForStash.Contains(tp)).ToList();
                 Flow(paused, pause: false);
                 _pausedByPipeline.ExceptWith(gone);
@@ -456,7 +469,6 @@ internal sealed class KafkaConsumer : ITransportConsumer
                     // Not assigned (a follower's assignment failed with its leader's): nothing to take back.
                 }
             }
-            _assignment = [.. _assignment.Except(gone)];
             foreach (var tp in taken) _committed.TryRemove(tp, out _);
             // Held records of partitions now gone: the next owner reads them again.
             if (_stash.Count > 0)
