@@ -1,0 +1,3 @@
+using Herald.Cli;
+
+return HeraldCommand.Run(args, Console.Out, Console.Error);
