@@ -1,0 +1,96 @@
+using Avro.Generic;
+using Confluent.Kafka;
+using Confluent.SchemaRegistry;
+using Confluent.SchemaRegistry.Serdes;
+using Herald.Schemas.Avro;
+using Herald.Schemas.Compatibility;
+using Herald.Schemas.Registry;
+using Microsoft.AspNetCore.Builder;
+
+namespace Herald.Schemas.Tests;
+
+/// <summary>Confluent's own schema-registry client and Avro serdes against Herald's registry over
+/// HTTP: registration, lookups, compatibility and config, and bytes written by either side read
+/// by the other.</summary>
+public sealed class ConfluentClientTests : IAsyncLifetime
+{
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("herald-registry-http-");
+    private EmbeddedSchemaRegistry _registry = null!;
+    private WebApplication _server = null!;
+    private CachedSchemaRegistryClient _client = null!;
+
+    public async Task InitializeAsync()
+    {
+        _registry = EmbeddedSchemaRegistry.Open(Path.Combine(_dir.FullName, "registry.db"));
+        _server = await SchemaRegistryApi.StartAsync(_registry, "http://127.0.0.1:0");
+        _client = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = _server.Urls.Single() });
+    }
+
+    public async Task DisposeAsync()
+    {
+        _client.Dispose();
+        await _server.StopAsync();
+        await _server.DisposeAsync();
+        _registry.Dispose();
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        _dir.Delete(recursive: true);
+    }
+
+    private const string V1 = """{"type":"record","name":"Placed","namespace":"shop","fields":[{"name":"id","type":"string"},{"name":"amount","type":"double"}]}""";
+    private const string V2 = """{"type":"record","name":"Placed","namespace":"shop","fields":[{"name":"id","type":"string"},{"name":"amount","type":"double"},{"name":"currency","type":"string","default":"USD"}]}""";
+    private const string Breaking = """{"type":"record","name":"Placed","namespace":"shop","fields":[{"name":"id","type":"string"},{"name":"amount","type":"double"},{"name":"total","type":"long"}]}""";
+
+    [Fact]
+    public async Task The_Confluent_client_registers_looks_up_checks_and_configures()
+    {
+        var id = await _client.RegisterSchemaAsync("orders-value", new Schema(V1, SchemaType.Avro));
+        Assert.Equal(id, await _client.GetSchemaIdAsync("orders-value", new Schema(V1, SchemaType.Avro)));
+        var byId = await _client.GetSchemaAsync(id);
+        Assert.Equal(SchemaType.Avro, byId.SchemaType);
+        Assert.Equal(V1, byId.SchemaString);
+        var looked = await _client.LookupSchemaAsync("orders-value", new Schema(V1, SchemaType.Avro), ignoreDeletedSchemas: true);
+        Assert.Equal((id, 1, "orders-value"), (looked.Id, looked.Version, looked.Subject));
+
+        Assert.True(await _client.IsCompatibleAsync("orders-value", new Schema(V2, SchemaType.Avro)));
+        Assert.False(await _client.IsCompatibleAsync("orders-value", new Schema(Breaking, SchemaType.Avro)));
+        var refused = await Assert.ThrowsAsync<Confluent.SchemaRegistry.SchemaRegistryException>(() => _client.RegisterSchemaAsync("orders-value", new Schema(Breaking, SchemaType.Avro)));
+        Assert.Equal(409, refused.ErrorCode);
+        var id2 = await _client.RegisterSchemaAsync("orders-value", new Schema(V2, SchemaType.Avro));
+        var latest = await _client.GetLatestSchemaAsync("orders-value");
+        Assert.Equal((id2, 2), (latest.Id, latest.Version));
+        Assert.Equal([1, 2], await _client.GetSubjectVersionsAsync("orders-value"));
+        Assert.Equal(["orders-value"], await _client.GetAllSubjectsAsync());
+
+        Assert.Equal(Confluent.SchemaRegistry.Compatibility.Full, await _client.UpdateCompatibilityAsync(Confluent.SchemaRegistry.Compatibility.Full, "orders-value"));
+        Assert.Equal(Confluent.SchemaRegistry.Compatibility.Full, await _client.GetCompatibilityAsync("orders-value"));
+        Assert.Equal(CompatibilityLevel.Full, await _registry.GetLevelAsync("orders-value"));
+        var missing = await Assert.ThrowsAsync<Confluent.SchemaRegistry.SchemaRegistryException>(() => _client.GetLatestSchemaAsync("nope-value"));
+        Assert.Equal(40401, missing.ErrorCode);
+    }
+
+    [Fact]
+    public async Task Bytes_written_by_Confluents_serializer_are_read_by_Herald_and_the_reverse()
+    {
+        var schema = (global::Avro.RecordSchema)global::Avro.Schema.Parse(V2);
+        var record = new GenericRecord(schema);
+        record.Add("id", "o-1");
+        record.Add("amount", 12.5);
+        record.Add("currency", "EUR");
+        var serializer = new AvroSerializer<GenericRecord>(_client, new AvroSerializerConfig { AutoRegisterSchemas = true });
+        var context = new SerializationContext(MessageComponentType.Value, "orders");
+        var bytes = await serializer.SerializeAsync(record, context);
+
+        var codec = new AvroCodec<Placed>(schema);
+        var read = codec.Read(bytes, id => global::Avro.Schema.Parse(_registry.GetByIdAsync(id).GetAwaiter().GetResult().Schema));
+        Assert.Equal(new Placed("o-1", 12.5, "EUR"), read);
+
+        var id = await _registry.RegisterAsync("orders-value", V2);
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        codec.Write(new Placed("o-2", 3.25, "CHF"), id, buffer);
+        var deserializer = new AvroDeserializer<GenericRecord>(_client);
+        var back = await deserializer.DeserializeAsync(buffer.WrittenMemory, isNull: false, context);
+        Assert.Equal(("o-2", 3.25, "CHF"), ((string)back["id"], (double)back["amount"], (string)back["currency"]));
+    }
+}
+
+public sealed record Placed(string Id, double Amount, string Currency = "USD");
