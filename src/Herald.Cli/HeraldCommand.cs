@@ -1,5 +1,9 @@
 using System.CommandLine;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using Herald.Schemas.Compatibility;
+using Herald.Schemas.Registry;
 
 namespace Herald.Cli;
 
@@ -9,12 +13,17 @@ internal static class HeraldCommand
     /// <summary>Exit codes of <c>herald schema compat</c>.</summary>
     internal const int Compatible = 0, Incompatible = 1, Unreadable = 2;
 
-    public static int Run(string[] args, TextWriter output, TextWriter error)
+    public static int Run(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
     {
         var root = new RootCommand("Herald: event-driven systems on .NET.");
-        var schema = new Command("schema", "Schemas: compatibility between versions.");
+        var schema = new Command("schema", "Schemas: compatibility between versions, and a registry's subjects.");
         schema.Subcommands.Add(Compat(output, error));
+        var url = new Option<string>("--url") { Description = "The schema registry's URL.", DefaultValueFactory = _ => "http://127.0.0.1:8081" };
+        schema.Subcommands.Add(Register(url, output, error));
+        schema.Subcommands.Add(List(url, output, error));
+        schema.Subcommands.Add(Show(url, output, error));
         root.Subcommands.Add(schema);
+        root.Subcommands.Add(Registry(output, error, cancellationToken));
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
@@ -84,6 +93,134 @@ internal static class HeraldCommand
             return Incompatible;
         });
         return command;
+    }
+
+    /// <summary><c>herald schema-registry --listen HOST:PORT --data DIR</c>: the registry's REST API until stopped.</summary>
+    private static Command Registry(TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    {
+        var listen = new Option<string>("--listen") { Description = "Where to listen, HOST:PORT.", DefaultValueFactory = _ => "127.0.0.1:8081" };
+        var data = new Option<DirectoryInfo>("--data") { Description = "The registry's data directory (its SQLite file, registry.db).", Required = true };
+        var command = new Command("schema-registry", "Runs a Confluent-compatible schema registry until stopped (Ctrl+C).") { listen, data };
+        command.SetAction(async (parsed, token) =>
+        {
+            var directory = parsed.GetValue(data)!;
+            var address = parsed.GetValue(listen)!;
+            if (!Uri.TryCreate("http://" + address, UriKind.Absolute, out var uri) || uri.Port < 0 || uri.AbsolutePath != "/")
+            {
+                error.WriteLine($"--listen: '{address}' is not HOST:PORT");
+                return Unreadable;
+            }
+            directory.Create();
+            using var registry = EmbeddedSchemaRegistry.Open(Path.Combine(directory.FullName, "registry.db"));
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(token, cancellationToken);
+            Console.CancelKeyPress += (_, e) =>
+            {
+                e.Cancel = true;
+                stop.Cancel();
+            };
+            var server = await SchemaRegistryApi.StartAsync(registry, $"http://{address}", stop.Token);
+            await output.WriteLineAsync($"schema registry listening on {string.Join(", ", server.Urls)}, data in {directory.FullName}");
+            try
+            {
+                await Task.Delay(Timeout.Infinite, stop.Token);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            await server.StopAsync(CancellationToken.None);
+            await server.DisposeAsync();
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Register(Option<string> url, TextWriter output, TextWriter error)
+    {
+        var subject = new Option<string>("--subject") { Description = "The subject, such as orders-value.", Required = true };
+        var file = new Option<FileInfo>("--schema") { Description = "The schema's file.", Required = true };
+        var command = new Command("register", "Registers a schema under a subject; prints its id.") { url, subject, file };
+        command.SetAction(async (parsed, token) =>
+        {
+            var f = parsed.GetValue(file)!;
+            if (!f.Exists)
+            {
+                error.WriteLine($"{f.FullName}: no such file");
+                return Unreadable;
+            }
+            var body = new JsonObject { ["schema"] = await File.ReadAllTextAsync(f.FullName, token) };
+            return await CallAsync(parsed.GetValue(url)!, HttpMethod.Post, $"subjects/{Uri.EscapeDataString(parsed.GetValue(subject)!)}/versions", body, r => $"id {r["id"]}", output, error, token);
+        });
+        return command;
+    }
+
+    private static Command List(Option<string> url, TextWriter output, TextWriter error)
+    {
+        var subject = new Option<string?>("--subject") { Description = "A subject: list its versions (without: list the subjects)." };
+        var command = new Command("list", "Lists the registry's subjects, or a subject's versions.") { url, subject };
+        command.SetAction(async (parsed, token) =>
+        {
+            var s = parsed.GetValue(subject);
+            var path = s is null ? "subjects" : $"subjects/{Uri.EscapeDataString(s)}/versions";
+            return await CallAsync(parsed.GetValue(url)!, HttpMethod.Get, path, null, r => string.Join(Environment.NewLine, r.AsArray().Select(n => n!.ToString())), output, error, token);
+        });
+        return command;
+    }
+
+    private static Command Show(Option<string> url, TextWriter output, TextWriter error)
+    {
+        var subject = new Option<string?>("--subject") { Description = "The subject (with --version)." };
+        var version = new Option<string>("--version") { Description = "A version number, or latest.", DefaultValueFactory = _ => "latest" };
+        var id = new Option<int?>("--id") { Description = "A schema's global id (instead of --subject)." };
+        var command = new Command("show", "Prints a schema: by subject and version, or by id.") { url, subject, version, id };
+        command.SetAction(async (parsed, token) =>
+        {
+            if (parsed.GetValue(id) is { } byId)
+                return await CallAsync(parsed.GetValue(url)!, HttpMethod.Get, $"schemas/ids/{byId}", null, r => $"id {byId}{Environment.NewLine}{r["schema"]}", output, error, token);
+            if (parsed.GetValue(subject) is not { } s)
+            {
+                error.WriteLine("show needs --subject or --id");
+                return Unreadable;
+            }
+            return await CallAsync(parsed.GetValue(url)!, HttpMethod.Get, $"subjects/{Uri.EscapeDataString(s)}/versions/{Uri.EscapeDataString(parsed.GetValue(version)!)}", null,
+                r => $"{r["subject"]} version {r["version"]}, id {r["id"]}{Environment.NewLine}{r["schema"]}", output, error, token);
+        });
+        return command;
+    }
+
+    /// <summary>One call to a Confluent-compatible registry; its error body printed as it came.</summary>
+    private static async Task<int> CallAsync(string url, HttpMethod method, string path, JsonObject? body, Func<JsonNode, string> describe, TextWriter output, TextWriter error, CancellationToken token)
+    {
+        using var http = new HttpClient { BaseAddress = new Uri(url.EndsWith('/') ? url : url + "/"), Timeout = TimeSpan.FromSeconds(30) };
+        using var request = new HttpRequestMessage(method, path);
+        if (body is not null) request.Content = JsonContent.Create(body, mediaType: new System.Net.Http.Headers.MediaTypeHeaderValue("application/vnd.schemaregistry.v1+json"));
+        HttpResponseMessage response;
+        try
+        {
+            response = await http.SendAsync(request, token);
+        }
+        catch (HttpRequestException e)
+        {
+            error.WriteLine($"{url}: {e.Message}");
+            return Unreadable;
+        }
+        using (response)
+        {
+            var text = await response.Content.ReadAsStringAsync(token);
+            if (!response.IsSuccessStatusCode)
+            {
+                error.WriteLine($"{(int)response.StatusCode}: {text}");
+                return Incompatible;
+            }
+            try
+            {
+                output.WriteLine(describe(JsonNode.Parse(text)!));
+            }
+            catch (JsonException)
+            {
+                output.WriteLine(text);
+            }
+            return 0;
+        }
     }
 
     private static string Against(CompatibilityLevel level, FileInfo[] files) =>
