@@ -45,7 +45,7 @@ public sealed record RegisteredSchema(int Id, string Subject, int Version, strin
 /// </list>
 /// Schema types: AVRO (the default). JSON Schema is not handled yet and is refused by name.
 /// </summary>
-public sealed class EmbeddedSchemaRegistry : IDisposable
+public sealed class EmbeddedSchemaRegistry : ISchemaRegistry, IDisposable
 {
     public const string Avro = "AVRO";
     private readonly SqliteConnection _db;

@@ -24,6 +24,7 @@ internal sealed class Publisher(
         CorrelationIdField = PublishBuffer.Field(HeaderNames.CorrelationId), CausationIdField = PublishBuffer.Field(HeaderNames.CausationId);
     private readonly ReadOnlyMemory<byte> _source = Encoding.UTF8.GetBytes(options.Source);
     private readonly ReadOnlyMemory<byte> _contentType = Encoding.UTF8.GetBytes(serializer.ContentType);
+    private readonly ITopicEventSerializer? _topicSerializer = serializer as ITopicEventSerializer;
     private readonly PublishBuffer.Pool _pool = new();
     private int _roundRobin;
 
@@ -115,7 +116,8 @@ internal sealed class Publisher(
         var buffer = _pool.Rent();
         try
         {
-            serializer.Serialize(evt, buffer);
+            if (_topicSerializer is not null) _topicSerializer.Serialize(evt, mapping.Topic, buffer);
+            else serializer.Serialize(evt, buffer);
             var valueLength = buffer.Written;
             var keyStart = buffer.Written;
             if (key is not null)

@@ -13,3 +13,10 @@ public interface IEventSerializer
 
     T Deserialize<T>(ReadOnlySpan<byte> data);
 }
+
+/// <summary>A serializer that needs the topic an event is published to, such as one that names
+/// schema-registry subjects after topics; the publisher calls this overload instead.</summary>
+public interface ITopicEventSerializer : IEventSerializer
+{
+    void Serialize<T>(T value, string topic, IBufferWriter<byte> output);
+}
