@@ -65,6 +65,7 @@ public class CompatibilityLevelTests
         var unknownType = Assert.Throws<InvalidSchemaException>(() => SchemaCompatibility.ParseAvro("""{"type":"record","name":"X","fields":[{"name":"a","type":"integer"}]}""", "the new schema"));
         Assert.Contains("the new schema", unknownType.Message, StringComparison.Ordinal);
         Assert.Contains("integer", unknownType.Message, StringComparison.Ordinal);
+        Assert.Throws<InvalidSchemaException>(() => SchemaCompatibility.ParseAvro("""{"type":"nope"}"""));
     }
 
     [Fact]

@@ -35,11 +35,20 @@ public static class SchemaCompatibility
         ArgumentNullException.ThrowIfNull(json);
         try
         {
-            return Schema.Parse(json);
+            var schema = Schema.Parse(json);
+            // Apache.Avro accepts some malformed schemas ({"type":"nope"}) and fails only when it
+            // writes them out: write it out once here.
+            _ = schema.ToString();
+            return schema;
         }
         catch (Exception e) when (e is SchemaParseException or AvroException or Newtonsoft.Json.JsonException)
         {
             throw new InvalidSchemaException($"{what ?? "schema"} is not a valid Avro schema: {e.Message}", e);
+        }
+        catch (Exception e) when (e is NullReferenceException or InvalidCastException or ArgumentException or KeyNotFoundException or FormatException)
+        {
+            // Apache.Avro fails this way on some malformed schemas ({"type":"nope"}).
+            throw new InvalidSchemaException($"{what ?? "schema"} is not a valid Avro schema: Apache.Avro could not parse it ({e.GetType().Name}: {e.Message})", e);
         }
     }
 
