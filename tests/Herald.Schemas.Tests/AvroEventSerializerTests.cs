@@ -110,4 +110,21 @@ public sealed class AvroEventSerializerTests : IDisposable
         await WaitUntil(() => seen.Count == 1);
         await host.StopAsync();
     }
+
+    [Theory]
+    [InlineData(SubjectNameStrategy.TopicName, "shipping-value")]
+    [InlineData(SubjectNameStrategy.RecordName, "Herald.Schemas.Tests.Shipped")]
+    [InlineData(SubjectNameStrategy.TopicRecordName, "shipping-Herald.Schemas.Tests.Shipped")]
+    public async Task Subjects_are_named_by_the_strategy(SubjectNameStrategy strategy, string subject)
+    {
+        using var registry = EmbeddedSchemaRegistry.Open(Path.Combine(_dir.FullName, "registry.db"));
+        var serializer = new AvroEventSerializer(registry, new AvroEventSerializerOptions { SubjectNames = strategy });
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        serializer.Serialize(new Shipped("o-1", 1), "shipping", buffer);
+        Assert.Equal([subject], await registry.ListSubjectsAsync());
+        Assert.Equal(new Shipped("o-1", 1), serializer.Deserialize<Shipped>(buffer.WrittenSpan));
+        // Without a topic only the record name can name the subject.
+        if (strategy == SubjectNameStrategy.RecordName) serializer.Serialize(new Shipped("o-2", 2), new System.Buffers.ArrayBufferWriter<byte>());
+        else Assert.Throws<InvalidOperationException>(() => serializer.Serialize(new Shipped("o-2", 2), new System.Buffers.ArrayBufferWriter<byte>()));
+    }
 }
