@@ -1,6 +1,4 @@
 using System.CommandLine;
-using System.Net.Http.Json;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Herald.Schemas.Compatibility;
 using Herald.Schemas.Registry;
@@ -187,39 +185,25 @@ internal static class HeraldCommand
         return command;
     }
 
-    /// <summary>One call to a Confluent-compatible registry; its error body printed as it came.</summary>
+    /// <summary>One call to a Confluent-compatible registry (through <see cref="HttpSchemaRegistry"/>):
+    /// its answer described, or its error code and message.</summary>
     private static async Task<int> CallAsync(string url, HttpMethod method, string path, JsonObject? body, Func<JsonNode, string> describe, TextWriter output, TextWriter error, CancellationToken token)
     {
-        using var http = new HttpClient { BaseAddress = new Uri(url.EndsWith('/') ? url : url + "/"), Timeout = TimeSpan.FromSeconds(30) };
-        using var request = new HttpRequestMessage(method, path);
-        if (body is not null) request.Content = JsonContent.Create(body, mediaType: new System.Net.Http.Headers.MediaTypeHeaderValue("application/vnd.schemaregistry.v1+json"));
-        HttpResponseMessage response;
         try
         {
-            response = await http.SendAsync(request, token);
+            using var registry = new HttpSchemaRegistry(url);
+            output.WriteLine(describe(await registry.CallAsync(method, path, body, token)));
+            return 0;
         }
-        catch (HttpRequestException e)
+        catch (SchemaRegistryException e)
+        {
+            error.WriteLine($"{e.ErrorCode}: {e.Message}");
+            return Incompatible;
+        }
+        catch (Exception e) when (e is HttpRequestException or ArgumentException or TaskCanceledException)
         {
             error.WriteLine($"{url}: {e.Message}");
             return Unreadable;
-        }
-        using (response)
-        {
-            var text = await response.Content.ReadAsStringAsync(token);
-            if (!response.IsSuccessStatusCode)
-            {
-                error.WriteLine($"{(int)response.StatusCode}: {text}");
-                return Incompatible;
-            }
-            try
-            {
-                output.WriteLine(describe(JsonNode.Parse(text)!));
-            }
-            catch (JsonException)
-            {
-                output.WriteLine(text);
-            }
-            return 0;
         }
     }
 

@@ -225,11 +225,9 @@ public sealed class KafkaTransport : ITransport
         }
     }
 
-    private static bool IsQueueFull(Task<DeliveryResult<byte[]?, byte[]?>> delivery)
-    {
-        if (!delivery.IsFaulted || delivery.Exception!.InnerException is not ProduceException<byte[]?, byte[]?> { Error.Code: ErrorCode.Local_QueueFull }) return false;
-        return true; // observed: the record is tried again
-    }
+    /// <summary>Whether a produce was refused for want of room (reading the exception observes it).</summary>
+    private static bool IsQueueFull(Task<DeliveryResult<byte[]?, byte[]?>> delivery) =>
+        delivery.IsFaulted && delivery.Exception!.InnerException is ProduceException<byte[]?, byte[]?> { Error.Code: ErrorCode.Local_QueueFull };
 
     /// <summary>Queues the backlog in order as the producer's queue makes room.</summary>
     private async Task DrainBacklogAsync()

@@ -26,38 +26,16 @@ public static class KafkaPipelineScenario
         var partitions = options.Partitions ?? 4;
         using var mock = options.Bootstrap is null ? new KafkaMockCluster() : null;
         var bootstrap = options.Bootstrap ?? mock!.BootstrapServers;
-        double best = 0, bestPublish = 0;
-        GcMeter? bestGc = null;
+        PipelineScenario.RoundResult? best = null;
         for (var round = -warmup; round < rounds; round++)
         {
             var topic = $"bench-{Guid.NewGuid():N}"[..18];
-            var handled = 0;
-            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            using var host = Build(bootstrap, mock is not null, topic, keys, partitions, (_, _, _) =>
-            {
-                if (Interlocked.Increment(ref handled) == count) done.TrySetResult();
-                return ValueTask.CompletedTask;
-            });
-            await host.StartAsync();
-            var publisher = host.Services.GetRequiredService<IEventPublisher>();
-            var gc = new GcMeter();
-            var started = Stopwatch.GetTimestamp();
-            await PipelineScenario.PublishAsync(publisher, count, window);
-            var published = Stopwatch.GetElapsedTime(started).TotalSeconds;
-            await done.Task.WaitAsync(TimeSpan.FromMinutes(10));
-            var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
-            gc.Stop();
-            await host.StopAsync();
-            if (round >= 0 && count / seconds > best)
-            {
-                best = count / seconds;
-                bestPublish = count / published;
-                bestGc = gc;
-            }
+            var result = await PipelineScenario.RoundAsync(count, window, handler => Build(bootstrap, mock is not null, topic, keys, partitions, handler));
+            if (round >= 0 && result.Rate > (best?.Rate ?? 0)) best = result;
         }
         var output = new BenchOutput("kafka-pipeline")
-            .Add("msgs_per_s", best)
-            .Add("publish_per_s", bestPublish)
+            .Add("msgs_per_s", best!.Rate)
+            .Add("publish_per_s", best.PublishRate)
             .Add("count", count)
             .Add("window", window)
             .Add("keys", keys)
@@ -66,7 +44,7 @@ public static class KafkaPipelineScenario
             .Add("warmup", warmup)
             .Add("cluster", mock is null ? bootstrap : "librdkafka-mock")
             .Add("acks", "all");
-        bestGc!.AddTo(output, count).Print();
+        best.Gc.AddTo(output, count).Print();
     }
 
     private static IHost Build(string bootstrap, bool mock, string topic, int keys, int partitions, Func<PipelineEvent, EventContext, CancellationToken, ValueTask> handler)

@@ -199,9 +199,9 @@ internal static class AvroObjectMapper
     private static object Construct(GenericRecord record, Type type, string path)
     {
         var properties = Properties(type);
-        var constructor = type.GetConstructors().OrderByDescending(c => c.GetParameters().Length).FirstOrDefault()
-            ?? throw new AvroException($"{path}: {type} has no public constructor");
-        var parameters = constructor.GetParameters();
+        var (constructor, parameters) = Constructors.GetOrAdd(type, static t =>
+            t.GetConstructors().OrderByDescending(c => c.GetParameters().Length).Select(c => (c, c.GetParameters())).FirstOrDefault());
+        if (constructor is null) throw new AvroException($"{path}: {type} has no public constructor");
         var arguments = new object?[parameters.Length];
         var taken = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < parameters.Length; i++)
@@ -225,6 +225,9 @@ internal static class AvroObjectMapper
     }
 
     private static readonly ConcurrentDictionary<Type, Dictionary<string, PropertyInfo>> PropertiesByType = new();
+
+    /// <summary>Per type, the constructor objects are made with (the most parameters) and its parameters.</summary>
+    private static readonly ConcurrentDictionary<Type, (ConstructorInfo? Constructor, ParameterInfo[] Parameters)> Constructors = new();
 
     private static Dictionary<string, PropertyInfo> Properties(Type type) => PropertiesByType.GetOrAdd(type, static t =>
         t.GetProperties(BindingFlags.Public | BindingFlags.Instance)

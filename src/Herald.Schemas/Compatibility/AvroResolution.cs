@@ -171,12 +171,9 @@ internal static class AvroResolution
         private static Schema? Match(Schema reader, Schema writer)
         {
             var branches = reader is UnionSchema union ? union.Schemas : [reader];
+            bool Reads(Schema branch) => SameKind(Base(branch), writer) && (Base(branch) is not NamedSchema named || NamesMatch(named, (NamedSchema)writer));
             // The specification takes the first branch that matches; an exact type before a promotion.
-            foreach (var branch in branches)
-                if (SameKind(Base(branch), writer) && (Base(branch).Tag == writer.Tag) && (Base(branch) is not NamedSchema named || NamesMatch(named, (NamedSchema)writer))) return branch;
-            foreach (var branch in branches)
-                if (SameKind(Base(branch), writer) && (Base(branch) is not NamedSchema named || NamesMatch(named, (NamedSchema)writer))) return branch;
-            return null;
+            return branches.FirstOrDefault(b => Base(b).Tag == writer.Tag && Reads(b)) ?? branches.FirstOrDefault(Reads);
         }
 
         /// <summary>Types the resolution can pair at all: equal tags, or a primitive promotion.</summary>

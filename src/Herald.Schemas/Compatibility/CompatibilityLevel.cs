@@ -59,6 +59,15 @@ public static class CompatibilityLevels
     public static bool IsTransitive(this CompatibilityLevel level) =>
         level is CompatibilityLevel.BackwardTransitive or CompatibilityLevel.ForwardTransitive or CompatibilityLevel.FullTransitive;
 
+    /// <summary>The level against one version: a transitive level's non-transitive form.</summary>
+    public static CompatibilityLevel WithoutTransitivity(this CompatibilityLevel level) => level switch
+    {
+        CompatibilityLevel.BackwardTransitive => CompatibilityLevel.Backward,
+        CompatibilityLevel.ForwardTransitive => CompatibilityLevel.Forward,
+        CompatibilityLevel.FullTransitive => CompatibilityLevel.Full,
+        _ => level,
+    };
+
     /// <summary>The directions a level checks.</summary>
     public static IReadOnlyList<CompatibilityDirection> Directions(this CompatibilityLevel level) => level switch
     {

@@ -186,9 +186,7 @@ public sealed class EmbeddedSchemaRegistry : ISchemaRegistry, IDisposable
     public Task<CompatibilityLevel> GetLevelAsync(string? subject = null, bool fallBack = true, CancellationToken cancellationToken = default) => Locked(() =>
     {
         if (subject is null) return GlobalLevel();
-        var own = Scalar<string?>("SELECT level FROM registry_config WHERE subject = $subject", ("$subject", subject));
-        if (own is not null && CompatibilityLevels.TryParse(own, out var level)) return level;
-        return fallBack ? GlobalLevel() : throw SchemaRegistryException.SubjectLevelConfigNotFound(subject);
+        return OwnLevel(subject) ?? (fallBack ? GlobalLevel() : throw SchemaRegistryException.SubjectLevelConfigNotFound(subject));
     }, cancellationToken);
 
     /// <summary>Sets a subject's level, or the global one when <paramref name="subject"/> is null.</summary>
@@ -221,22 +219,20 @@ public sealed class EmbeddedSchemaRegistry : ISchemaRegistry, IDisposable
                 var chosen = one == -1 ? older.LastOrDefault() : older.FirstOrDefault(o => o.Item1 == one);
                 if (chosen.Item2 is null) throw older.Count == 0 ? SchemaRegistryException.SubjectNotFound(subject) : SchemaRegistryException.VersionNotFound(subject, one);
                 older = [chosen];
-                if (level.IsTransitive()) level = level switch { CompatibilityLevel.BackwardTransitive => CompatibilityLevel.Backward, CompatibilityLevel.ForwardTransitive => CompatibilityLevel.Forward, _ => CompatibilityLevel.Full };
+                level = level.WithoutTransitivity();
             }
             return SchemaCompatibility.CheckAvro(parsed, older.Select(o => SchemaCompatibility.ParseAvro(o.Item2)).ToList(), level);
         }, cancellationToken);
     }
 
-    private CompatibilityLevel LevelOf(string subject)
+    private CompatibilityLevel LevelOf(string subject) => OwnLevel(subject) ?? GlobalLevel();
+
+    private CompatibilityLevel GlobalLevel() => OwnLevel("") ?? DefaultLevel; // the global level is kept as subject ''
+
+    private CompatibilityLevel? OwnLevel(string subject)
     {
         var own = Scalar<string?>("SELECT level FROM registry_config WHERE subject = $subject", ("$subject", subject));
-        return own is not null && CompatibilityLevels.TryParse(own, out var level) ? level : GlobalLevel();
-    }
-
-    private CompatibilityLevel GlobalLevel()
-    {
-        var global = Scalar<string?>("SELECT level FROM registry_config WHERE subject = ''");
-        return global is not null && CompatibilityLevels.TryParse(global, out var level) ? level : DefaultLevel;
+        return own is not null && CompatibilityLevels.TryParse(own, out var level) ? level : null;
     }
 
     private void RequireSubject(string subject, bool includeDeleted)
@@ -281,28 +277,30 @@ public sealed class EmbeddedSchemaRegistry : ISchemaRegistry, IDisposable
         }
     }
 
-    private static void Execute(SqliteConnection db, string sql, params (string Name, object? Value)[] parameters)
+    private static SqliteCommand Command(SqliteConnection db, string sql, (string Name, object? Value)[] parameters)
     {
-        using var command = db.CreateCommand();
+        var command = db.CreateCommand();
         command.CommandText = sql;
         foreach (var (name, value) in parameters) command.Parameters.AddWithValue(name, value ?? DBNull.Value);
+        return command;
+    }
+
+    private static void Execute(SqliteConnection db, string sql, params (string Name, object? Value)[] parameters)
+    {
+        using var command = Command(db, sql, parameters);
         command.ExecuteNonQuery();
     }
 
     private T Scalar<T>(string sql, params (string Name, object? Value)[] parameters)
     {
-        using var command = _db.CreateCommand();
-        command.CommandText = sql;
-        foreach (var (name, value) in parameters) command.Parameters.AddWithValue(name, value ?? DBNull.Value);
+        using var command = Command(_db, sql, parameters);
         var result = command.ExecuteScalar();
         return result is null or DBNull ? default! : (T)Convert.ChangeType(result, Nullable.GetUnderlyingType(typeof(T)) ?? typeof(T), System.Globalization.CultureInfo.InvariantCulture);
     }
 
     private List<T> Query<T>(string sql, Func<SqliteDataReader, T> read, params (string Name, object? Value)[] parameters)
     {
-        using var command = _db.CreateCommand();
-        command.CommandText = sql;
-        foreach (var (name, value) in parameters) command.Parameters.AddWithValue(name, value ?? DBNull.Value);
+        using var command = Command(_db, sql, parameters);
         using var reader = command.ExecuteReader();
         var rows = new List<T>();
         while (reader.Read()) rows.Add(read(reader));

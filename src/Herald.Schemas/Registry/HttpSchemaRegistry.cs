@@ -55,7 +55,13 @@ public sealed class HttpSchemaRegistry : ISchemaRegistry, IDisposable
         return body;
     }
 
-    private async Task<JsonObject> SendAsync(HttpMethod method, string path, JsonObject? body, CancellationToken cancellationToken)
+    private async Task<JsonObject> SendAsync(HttpMethod method, string path, JsonObject? body, CancellationToken cancellationToken) =>
+        await CallAsync(method, path, body, cancellationToken).ConfigureAwait(false) as JsonObject
+            ?? throw new SchemaRegistryException(50001, $"{_http.BaseAddress}{path}: the answer is not a JSON object");
+
+    /// <summary>One call of the registry's REST API (the CLI's too): its JSON answer, or its
+    /// error as a <see cref="SchemaRegistryException"/>.</summary>
+    internal async Task<JsonNode> CallAsync(HttpMethod method, string path, JsonObject? body, CancellationToken cancellationToken)
     {
         using var request = new HttpRequestMessage(method, path);
         if (body is not null) request.Content = JsonContent.Create(body, mediaType: new System.Net.Http.Headers.MediaTypeHeaderValue(MediaType));
@@ -76,7 +82,7 @@ public sealed class HttpSchemaRegistry : ISchemaRegistry, IDisposable
             var code = parsed?["error_code"]?.GetValue<int>() ?? (int)response.StatusCode;
             throw new SchemaRegistryException(code, parsed?["message"]?.GetValue<string>() ?? $"{_http.BaseAddress}{path}: HTTP {(int)response.StatusCode} {text}");
         }
-        return parsed as JsonObject ?? throw new SchemaRegistryException(50001, $"{_http.BaseAddress}{path}: not a JSON object: {text}");
+        return parsed ?? throw new SchemaRegistryException(50001, $"{_http.BaseAddress}{path}: not JSON: {text}");
     }
 
     private SchemaRegistryException Unexpected(string what, JsonObject body) => new(50001, $"{_http.BaseAddress}: the answer to {what} lacks a field: {body.ToJsonString()}");
