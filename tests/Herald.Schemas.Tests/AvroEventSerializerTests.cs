@@ -4,7 +4,6 @@ using Herald.Schemas.Registry;
 using Herald.Transport;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 
 namespace Herald.Schemas.Tests;
 
@@ -23,36 +22,10 @@ public sealed class AvroEventSerializerTests : IDisposable
         _dir.Delete(recursive: true);
     }
 
-    private async Task<IHost> StartAsync(ISchemaRegistry registry, AvroEventSerializerOptions options, ConcurrentQueue<Shipped> seen, string log)
-    {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Logging.ClearProviders();
-        builder.Services.AddHerald(h =>
-        {
-            h.UseEmbedded(Path.Combine(_dir.FullName, log));
-            h.UseSerializer(new AvroEventSerializer(registry, options));
-            h.Topic("shipping", partitions: 2);
-            h.Event<Shipped>("shipping", e => e.OrderId);
-            h.Subscribe("audit", s => s.Handle<Shipped>((e, _, _) =>
-            {
-                seen.Enqueue(e);
-                return ValueTask.CompletedTask;
-            }));
-        });
-        var host = builder.Build();
-        await host.StartAsync();
-        return host;
-    }
+    private Task<IHost> StartAsync(ISchemaRegistry registry, AvroEventSerializerOptions options, ConcurrentQueue<Shipped> seen, string log) =>
+        ShippingHost.StartAsync(Path.Combine(_dir.FullName, log), new AvroEventSerializer(registry, options), seen);
 
-    private static async Task WaitUntil(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("condition not met");
-            await Task.Delay(20);
-        }
-    }
+    private static Task WaitUntil(Func<bool> condition) => ShippingHost.WaitUntil(condition);
 
     [Fact]
     public async Task Events_publish_as_Avro_with_their_schema_registered_and_are_handled()
