@@ -1,11 +1,16 @@
+using System.Globalization;
+using System.Text.Json;
 using Avro;
+using Herald.Schemas.Compatibility.Internal;
 
 namespace Herald.Schemas.Compatibility;
 
 /// <summary>One breaking difference between a new schema and an older version.</summary>
 /// <param name="Version">Which older schema (1 for the first given, oldest first).</param>
 /// <param name="Direction">Which way the data went when it broke.</param>
-/// <param name="Path">Where: record and field names from the root type, <c>[]</c> for array items, <c>{}</c> for map values.</param>
+/// <param name="Path">Where. Avro: record and field names from the root type, <c>[]</c> for array
+/// items, <c>{}</c> for map values. JSON Schema: a JSON pointer fragment into the schemas, as
+/// Confluent's registry writes them (<c>#/properties/lines/items/properties/sku</c>; <c>#/</c> for the root).</param>
 /// <param name="Message">What, in the terms of the change (added, removed, changed).</param>
 public sealed record SchemaDifference(int Version, CompatibilityDirection Direction, string Path, string Message)
 {
@@ -64,19 +69,95 @@ public static class SchemaCompatibility
     {
         ArgumentNullException.ThrowIfNull(newSchema);
         ArgumentNullException.ThrowIfNull(older);
-        var differences = new List<SchemaDifference>();
-        if (older.Count == 0) return new CompatibilityResult(level, differences);
+        return Check(newSchema, older, level, (writer, reader, direction) =>
+            AvroResolution.Check(reader, writer).Select(b => (b.Path, Describe(b, direction))));
+    }
+
+    /// <summary>Parses a JSON Schema (drafts 4 to 2020-12), or throws naming what is wrong: the
+    /// line and byte position of invalid JSON, the schema path (<c>#/properties/amount/type</c>) of
+    /// a keyword with the wrong kind of value or of a local <c>$ref</c> that resolves to nothing.
+    /// Only local references (<c>#</c>, <c>#/definitions/...</c>, <c>#/$defs/...</c>) are resolved.</summary>
+    public static JsonElement ParseJson(string json, string? what = null)
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        var (element, _) = ReadJson(json, what);
+        return element;
+    }
+
+    /// <summary>Checks JSON Schemas as Confluent's registry does (its STRICT policy, the default);
+    /// <paramref name="older"/> oldest first.</summary>
+    public static CompatibilityResult CheckJson(string newSchema, IReadOnlyList<string> older, CompatibilityLevel level)
+    {
+        ArgumentNullException.ThrowIfNull(newSchema);
+        ArgumentNullException.ThrowIfNull(older);
+        var parsedNew = ReadJson(newSchema, "the new schema").Schema;
+        var parsedOlder = older.Select((s, i) => ReadJson(s, $"version {i + 1}").Schema).ToList();
+        return CheckJson(parsedNew, parsedOlder, level);
+    }
+
+    /// <summary>Checks JSON Schemas parsed with <see cref="ParseJson"/>; <paramref name="older"/> oldest first.</summary>
+    public static CompatibilityResult CheckJson(JsonElement newSchema, IReadOnlyList<JsonElement> older, CompatibilityLevel level)
+    {
+        ArgumentNullException.ThrowIfNull(older);
+        return CheckJson(ReadJsonSchema(newSchema, "the new schema"), older.Select((s, i) => ReadJsonSchema(s, $"version {i + 1}")).ToList(), level);
+    }
+
+    private static CompatibilityResult CheckJson(JsonSchemaNode newSchema, IReadOnlyList<JsonSchemaNode> older, CompatibilityLevel level) =>
+        Check(newSchema, older, level, (writer, reader, direction) =>
+            JsonSchemaDiff.Compare(writer, reader).Select(c => (c.Path, c.Message(direction))));
+
+    private static (JsonElement Element, JsonSchemaNode Schema) ReadJson(string json, string? what)
+    {
+        JsonElement element;
+        try
+        {
+            using var document = JsonDocument.Parse(json);
+            element = document.RootElement.Clone();
+        }
+        catch (JsonException e)
+        {
+            // System.Text.Json counts lines and bytes from 0; people count from 1.
+            var reason = e.Message;
+            var at = reason.IndexOf(" LineNumber:", StringComparison.Ordinal);
+            if (at >= 0) reason = reason[..at];
+            var where = e.LineNumber is { } line
+                ? string.Create(CultureInfo.InvariantCulture, $" at line {line + 1}, byte position {(e.BytePositionInLine ?? 0) + 1}")
+                : "";
+            throw new InvalidSchemaException($"{what ?? "schema"} is not valid JSON{where}: {reason}", e);
+        }
+        return (element, ReadJsonSchema(element, what));
+    }
+
+    private static JsonSchemaNode ReadJsonSchema(JsonElement element, string? what)
+    {
+        try
+        {
+            return JsonSchemaReader.Read(element);
+        }
+        catch (JsonSchemaError e)
+        {
+            throw new InvalidSchemaException($"{what ?? "schema"} is not a valid JSON Schema: {e.Pointer}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>The levels' loop, for every kind of schema: which older versions, in which
+    /// directions; <paramref name="differences"/> gives the paths and messages of what keeps
+    /// data written with one schema from being read with the other.</summary>
+    private static CompatibilityResult Check<T>(T newSchema, IReadOnlyList<T> older, CompatibilityLevel level, Func<T, T, CompatibilityDirection, IEnumerable<(string Path, string Message)>> differences)
+    {
+        var found = new List<SchemaDifference>();
+        if (older.Count == 0) return new CompatibilityResult(level, found);
         var from = level.IsTransitive() ? 0 : older.Count - 1;
         for (var i = from; i < older.Count; i++)
         {
             foreach (var direction in level.Directions())
             {
-                var (reader, writer) = direction == CompatibilityDirection.Backward ? (newSchema, older[i]) : (older[i], newSchema);
-                foreach (var b in AvroResolution.Check(reader, writer))
-                    differences.Add(new SchemaDifference(i + 1, direction, b.Path, Describe(b, direction)));
+                var (writer, reader) = direction == CompatibilityDirection.Backward ? (older[i], newSchema) : (newSchema, older[i]);
+                foreach (var (path, message) in differences(writer, reader, direction))
+                    found.Add(new SchemaDifference(i + 1, direction, path, message));
             }
         }
-        return new CompatibilityResult(level, differences);
+        return new CompatibilityResult(level, found);
     }
 
     /// <summary>A break in the terms of the change from the older schema to the new one.</summary>
