@@ -30,7 +30,7 @@ public sealed class AvroEventSerializer : ITopicEventSerializer
         _options = options ?? new AvroEventSerializerOptions();
         _options.Validate();
         _schemas = new SubjectSchemas<global::Avro.Schema>(registry, _options, EmbeddedSchemaRegistry.Avro,
-            (id, schema) => Compatibility.SchemaCompatibility.ParseAvro(schema, $"schema {id}"));
+            (id, stored, referenced) => SchemaReferences.ParseAvro(stored.Schema, stored.References, referenced, $"schema {id}"));
     }
 
     public string ContentType => "application/avro";

@@ -6,7 +6,9 @@ namespace Herald.Schemas.Internal;
 /// <summary>The registry side of a schema serializer: the id of each event type's schema per
 /// topic (registered, or looked up with auto-registration off, once, then cached) and the schemas
 /// of the ids records name (fetched once, then cached).</summary>
-internal sealed class SubjectSchemas<TWriterSchema>(ISchemaRegistry registry, SchemaSerializerOptions options, string schemaType, Func<int, string, TWriterSchema> parseWriterSchema)
+/// <param name="parseWriterSchema">A record's writer schema from its id and stored form, given a
+/// way to look up the schemas it references.</param>
+internal sealed class SubjectSchemas<TWriterSchema>(ISchemaRegistry registry, SchemaSerializerOptions options, string schemaType, Func<int, StoredSchema, Func<SchemaReference, StoredSchema>, TWriterSchema> parseWriterSchema)
 {
     private readonly ConcurrentDictionary<(Type, string), int> _ids = new();
     private readonly ConcurrentDictionary<int, TWriterSchema> _writers = new();
@@ -20,11 +22,18 @@ internal sealed class SubjectSchemas<TWriterSchema>(ISchemaRegistry registry, Sc
     /// at bytes 1-4 when the id names a schema of another type.</summary>
     public TWriterSchema WriterSchema(int id) => _writers.TryGetValue(id, out var known) ? known : _writers.GetOrAdd(id, i =>
     {
-        var (type, schema) = Wait(registry.GetByIdAsync(i));
-        if (!string.Equals(type, schemaType, StringComparison.OrdinalIgnoreCase))
-            throw new Wire.SchemaWireFormatException($"bytes 1-4: schema id {i} is a {type} schema, not {schemaType}", 1);
-        return parseWriterSchema(i, schema);
+        var stored = Wait(registry.GetByIdAsync(i));
+        if (!string.Equals(stored.SchemaType, schemaType, StringComparison.OrdinalIgnoreCase))
+            throw new Wire.SchemaWireFormatException($"bytes 1-4: schema id {i} is a {stored.SchemaType} schema, not {schemaType}", 1);
+        return parseWriterSchema(i, stored, Referenced);
     });
+
+    /// <summary>A referenced schema, looked up once per writer schema that names it (those are cached).</summary>
+    private StoredSchema Referenced(SchemaReference reference)
+    {
+        var found = Wait(registry.GetVersionAsync(reference.Subject, reference.Version, includeDeleted: true));
+        return new StoredSchema(found.SchemaType, found.Schema, found.References);
+    }
 
     /// <summary>The subject a record of <paramref name="recordName"/> on <paramref name="topic"/> goes under.</summary>
     public string Subject(string topic, string recordName) => options.SubjectNames switch

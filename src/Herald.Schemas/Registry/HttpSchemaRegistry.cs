@@ -24,34 +24,49 @@ public sealed class HttpSchemaRegistry : ISchemaRegistry, IDisposable
         configure?.Invoke(_http);
     }
 
-    public async Task<int> RegisterAsync(string subject, string schema, string? schemaType = null, CancellationToken cancellationToken = default)
+    public async Task<int> RegisterAsync(string subject, string schema, string? schemaType = null, IReadOnlyList<SchemaReference>? references = null, CancellationToken cancellationToken = default)
     {
-        var body = await SendAsync(HttpMethod.Post, $"subjects/{Uri.EscapeDataString(subject)}/versions", SchemaBody(schema, schemaType), cancellationToken).ConfigureAwait(false);
+        var body = await SendAsync(HttpMethod.Post, $"subjects/{Uri.EscapeDataString(subject)}/versions", SchemaBody(schema, schemaType, references), cancellationToken).ConfigureAwait(false);
         return body["id"]?.GetValue<int>() ?? throw Unexpected("register", body);
     }
 
-    public async Task<RegisteredSchema> LookUpAsync(string subject, string schema, string? schemaType = null, bool includeDeleted = false, CancellationToken cancellationToken = default)
+    public async Task<RegisteredSchema> LookUpAsync(string subject, string schema, string? schemaType = null, IReadOnlyList<SchemaReference>? references = null, bool includeDeleted = false, CancellationToken cancellationToken = default)
     {
-        var body = await SendAsync(HttpMethod.Post, $"subjects/{Uri.EscapeDataString(subject)}?deleted={(includeDeleted ? "true" : "false")}", SchemaBody(schema, schemaType), cancellationToken).ConfigureAwait(false);
-        return new RegisteredSchema(
-            body["id"]?.GetValue<int>() ?? throw Unexpected("look up", body),
-            body["subject"]?.GetValue<string>() ?? subject,
-            body["version"]?.GetValue<int>() ?? throw Unexpected("look up", body),
-            body["schemaType"]?.GetValue<string>() ?? EmbeddedSchemaRegistry.Avro,
-            body["schema"]?.GetValue<string>() ?? schema);
+        var body = await SendAsync(HttpMethod.Post, $"subjects/{Uri.EscapeDataString(subject)}?deleted={(includeDeleted ? "true" : "false")}", SchemaBody(schema, schemaType, references), cancellationToken).ConfigureAwait(false);
+        return Registered(body, subject, schema, "look up");
     }
 
-    public async Task<(string SchemaType, string Schema)> GetByIdAsync(int id, CancellationToken cancellationToken = default)
+    public async Task<StoredSchema> GetByIdAsync(int id, CancellationToken cancellationToken = default)
     {
         var body = await SendAsync(HttpMethod.Get, $"schemas/ids/{id}", null, cancellationToken).ConfigureAwait(false);
-        return (body["schemaType"]?.GetValue<string>() ?? EmbeddedSchemaRegistry.Avro, body["schema"]?.GetValue<string>() ?? throw Unexpected("get by id", body));
+        return new StoredSchema(body["schemaType"]?.GetValue<string>() ?? EmbeddedSchemaRegistry.Avro, body["schema"]?.GetValue<string>() ?? throw Unexpected("get by id", body), References(body));
     }
 
-    private static JsonObject SchemaBody(string schema, string? schemaType)
+    public async Task<RegisteredSchema> GetVersionAsync(string subject, int version, bool includeDeleted = false, CancellationToken cancellationToken = default)
+    {
+        var which = version == -1 ? "latest" : version.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var body = await SendAsync(HttpMethod.Get, $"subjects/{Uri.EscapeDataString(subject)}/versions/{which}?deleted={(includeDeleted ? "true" : "false")}", null, cancellationToken).ConfigureAwait(false);
+        return Registered(body, subject, null, "get a version");
+    }
+
+    private RegisteredSchema Registered(JsonObject body, string subject, string? schema, string what) =>
+        new(body["id"]?.GetValue<int>() ?? throw Unexpected(what, body),
+            body["subject"]?.GetValue<string>() ?? subject,
+            body["version"]?.GetValue<int>() ?? throw Unexpected(what, body),
+            body["schemaType"]?.GetValue<string>() ?? EmbeddedSchemaRegistry.Avro,
+            body["schema"]?.GetValue<string>() ?? schema ?? throw Unexpected(what, body))
+        { References = References(body) };
+
+    private static List<SchemaReference> References(JsonObject body) => body["references"] is JsonArray array
+        ? array.OfType<JsonObject>().Select(r => new SchemaReference(r["name"]!.GetValue<string>(), r["subject"]!.GetValue<string>(), r["version"]!.GetValue<int>())).ToList()
+        : [];
+
+    private static JsonObject SchemaBody(string schema, string? schemaType, IReadOnlyList<SchemaReference>? references)
     {
         ArgumentNullException.ThrowIfNull(schema);
         var body = new JsonObject { ["schema"] = schema };
         if (schemaType is not null && !string.Equals(schemaType, EmbeddedSchemaRegistry.Avro, StringComparison.OrdinalIgnoreCase)) body["schemaType"] = schemaType;
+        if (references is { Count: > 0 }) body["references"] = SchemaRegistryApi.References(references);
         return body;
     }
 

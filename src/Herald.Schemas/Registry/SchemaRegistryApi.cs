@@ -12,7 +12,8 @@ namespace Herald.Schemas.Registry;
 /// <summary>
 /// Confluent Schema Registry's REST API over <see cref="EmbeddedSchemaRegistry"/>, so that
 /// Confluent's clients and serializers, and tools built on them, use Herald's registry:
-/// <c>/subjects</c> (list, versions, register, look up, get a version or its raw schema, delete),
+/// <c>/subjects</c> (list, versions, register, look up, get a version or its raw schema, delete,
+/// <c>referencedby</c>), schema references,
 /// <c>/schemas/ids/{id}</c>, <c>/schemas/types</c>, <c>/compatibility/subjects/{s}/versions[/{v}]</c>,
 /// <c>/config[/{s}]</c> and <c>/mode</c>. Errors are Confluent's bodies
 /// (<c>{"error_code":40401,"message":"..."}</c>) with their HTTP statuses; request bodies are
@@ -28,11 +29,11 @@ public static class SchemaRegistryApi
         ArgumentNullException.ThrowIfNull(routes);
         ArgumentNullException.ThrowIfNull(registry);
         routes.MapGet("/", () => Json(new JsonObject()));
-        routes.MapGet("/schemas/types", () => Json(new JsonArray("AVRO")));
+        routes.MapGet("/schemas/types", () => Json(new JsonArray(EmbeddedSchemaRegistry.Json, EmbeddedSchemaRegistry.Avro)));
         routes.MapGet("/schemas/ids/{id:int}", (int id) => Call(async () =>
         {
-            var (type, schema) = await registry.GetByIdAsync(id).ConfigureAwait(false);
-            return Json(WithType(new JsonObject { ["schema"] = schema }, type));
+            var stored = await registry.GetByIdAsync(id).ConfigureAwait(false);
+            return Json(WithTypeAndReferences(new JsonObject { ["schema"] = stored.Schema }, stored.SchemaType, stored.References));
         }));
         routes.MapGet("/schemas/ids/{id:int}/schema", (int id) => Call(async () => Raw((await registry.GetByIdAsync(id).ConfigureAwait(false)).Schema)));
         routes.MapGet("/subjects", (bool? deleted) => Call(async () =>
@@ -43,16 +44,18 @@ public static class SchemaRegistryApi
             Json(Registered(await registry.GetVersionAsync(subject, Version(version), deleted ?? false).ConfigureAwait(false)))));
         routes.MapGet("/subjects/{subject}/versions/{version}/schema", (string subject, string version) => Call(async () =>
             Raw((await registry.GetVersionAsync(subject, Version(version)).ConfigureAwait(false)).Schema)));
+        routes.MapGet("/subjects/{subject}/versions/{version}/referencedby", (string subject, string version) => Call(async () =>
+            Json(new JsonArray((await registry.ReferencedByAsync(subject, Version(version)).ConfigureAwait(false)).Select(v => (JsonNode)v).ToArray()))));
         routes.MapPost("/subjects/{subject}/versions", (string subject, HttpRequest request) => Call(async () =>
         {
-            var (schema, type) = await SchemaBody(request).ConfigureAwait(false);
-            var id = await registry.RegisterAsync(subject, schema, type).ConfigureAwait(false);
+            var (schema, type, references) = await SchemaBody(request).ConfigureAwait(false);
+            var id = await registry.RegisterAsync(subject, schema, type, references).ConfigureAwait(false);
             return Json(new JsonObject { ["id"] = id });
         }));
         routes.MapPost("/subjects/{subject}", (string subject, bool? deleted, HttpRequest request) => Call(async () =>
         {
-            var (schema, type) = await SchemaBody(request).ConfigureAwait(false);
-            return Json(Registered(await registry.LookUpAsync(subject, schema, type, deleted ?? false).ConfigureAwait(false)));
+            var (schema, type, references) = await SchemaBody(request).ConfigureAwait(false);
+            return Json(Registered(await registry.LookUpAsync(subject, schema, type, references, deleted ?? false).ConfigureAwait(false)));
         }));
         routes.MapDelete("/subjects/{subject}", (string subject, bool? permanent) => Call(async () =>
             Json(new JsonArray((await registry.DeleteSubjectAsync(subject, permanent ?? false).ConfigureAwait(false)).Select(v => (JsonNode)v).ToArray()))));
@@ -60,13 +63,13 @@ public static class SchemaRegistryApi
             Json(JsonValue.Create(await registry.DeleteVersionAsync(subject, Version(version), permanent ?? false).ConfigureAwait(false)))));
         routes.MapPost("/compatibility/subjects/{subject}/versions/{version}", (string subject, string version, bool? verbose, HttpRequest request) => Call(async () =>
         {
-            var (schema, type) = await SchemaBody(request).ConfigureAwait(false);
-            return Json(Compatibility(await registry.TestCompatibilityAsync(subject, schema, Version(version), type).ConfigureAwait(false), verbose ?? false));
+            var (schema, type, references) = await SchemaBody(request).ConfigureAwait(false);
+            return Json(Compatibility(await registry.TestCompatibilityAsync(subject, schema, Version(version), type, references).ConfigureAwait(false), verbose ?? false));
         }));
         routes.MapPost("/compatibility/subjects/{subject}/versions", (string subject, bool? verbose, HttpRequest request) => Call(async () =>
         {
-            var (schema, type) = await SchemaBody(request).ConfigureAwait(false);
-            return Json(Compatibility(await registry.TestCompatibilityAsync(subject, schema, null, type).ConfigureAwait(false), verbose ?? false));
+            var (schema, type, references) = await SchemaBody(request).ConfigureAwait(false);
+            return Json(Compatibility(await registry.TestCompatibilityAsync(subject, schema, null, type, references).ConfigureAwait(false), verbose ?? false));
         }));
         routes.MapGet("/config", () => Call(async () => Json(new JsonObject { ["compatibilityLevel"] = (await registry.GetLevelAsync().ConfigureAwait(false)).ToConfluentName() })));
         routes.MapPut("/config", (HttpRequest request) => Call(async () =>
@@ -112,15 +115,31 @@ public static class SchemaRegistryApi
             : throw SchemaRegistryException.InvalidVersion(version);
     }
 
-    private static async Task<(string Schema, string? Type)> SchemaBody(HttpRequest request)
+    private static async Task<(string Schema, string? Type, List<SchemaReference> References)> SchemaBody(HttpRequest request)
     {
         var body = await Body(request).ConfigureAwait(false);
         if (body["schema"] is not JsonValue schema || schema.GetValueKind() != JsonValueKind.String)
             throw new SchemaRegistryException(42201, "Invalid schema: the request body needs \"schema\", a string holding the schema.");
-        if (body["references"] is JsonArray { Count: > 0 })
-            throw new SchemaRegistryException(42201, "Invalid schema: schema references are not handled by this registry yet.");
-        return (schema.GetValue<string>(), body["schemaType"]?.GetValue<string>());
+        var references = new List<SchemaReference>();
+        switch (body["references"])
+        {
+            case null:
+                break;
+            case JsonArray array:
+                for (var i = 0; i < array.Count; i++)
+                {
+                    if (array[i] is not JsonObject r || Text(r["name"]) is not { } name || Text(r["subject"]) is not { } subject || r["version"] is not JsonValue v || !v.TryGetValue<int>(out var version))
+                        throw new SchemaRegistryException(42201, $"Invalid schema: references[{i}] needs \"name\" and \"subject\" (strings) and \"version\" (an integer).");
+                    references.Add(new SchemaReference(name, subject, version));
+                }
+                break;
+            default:
+                throw new SchemaRegistryException(42201, "Invalid schema: \"references\" is not an array.");
+        }
+        return (schema.GetValue<string>(), Text(body["schemaType"]), references);
     }
+
+    private static string? Text(JsonNode? node) => node is JsonValue v && v.TryGetValue<string>(out var text) ? text : null;
 
     private static async Task<CompatibilityLevel> LevelBody(HttpRequest request)
     {
@@ -147,14 +166,18 @@ public static class SchemaRegistryApi
     }
 
     private static JsonObject Registered(RegisteredSchema s) =>
-        WithType(new JsonObject { ["subject"] = s.Subject, ["version"] = s.Version, ["id"] = s.Id, ["schema"] = s.Schema }, s.SchemaType);
+        WithTypeAndReferences(new JsonObject { ["subject"] = s.Subject, ["version"] = s.Version, ["id"] = s.Id, ["schema"] = s.Schema }, s.SchemaType, s.References);
 
-    /// <summary>Confluent leaves schemaType out for Avro.</summary>
-    private static JsonObject WithType(JsonObject body, string type)
+    /// <summary>Confluent leaves schemaType out for Avro, and references when there are none.</summary>
+    private static JsonObject WithTypeAndReferences(JsonObject body, string type, IReadOnlyList<SchemaReference> references)
     {
         if (type != EmbeddedSchemaRegistry.Avro) body["schemaType"] = type;
+        if (references.Count > 0) body["references"] = References(references);
         return body;
     }
+
+    internal static JsonArray References(IEnumerable<SchemaReference> references) =>
+        new(references.Select(r => (JsonNode)new JsonObject { ["name"] = r.Name, ["subject"] = r.Subject, ["version"] = r.Version }).ToArray());
 
     private static JsonObject Compatibility(CompatibilityResult result, bool verbose)
     {
