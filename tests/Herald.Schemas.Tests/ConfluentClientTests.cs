@@ -91,6 +91,43 @@ public sealed class ConfluentClientTests : IAsyncLifetime
         var back = await deserializer.DeserializeAsync(buffer.WrittenMemory, isNull: false, context);
         Assert.Equal(("o-2", 3.25, "CHF"), ((string)back["id"], (double)back["amount"], (string)back["currency"]));
     }
+
+    private const string Customer = """{"type":"record","name":"Customer","namespace":"shop","fields":[{"name":"name","type":"string"}]}""";
+    private const string Sale = """{"type":"record","name":"Sale","namespace":"shop","fields":[{"name":"id","type":"string"},{"name":"customer","type":"shop.Customer"}]}""";
+
+    [Fact]
+    public async Task Confluents_client_and_serdes_use_schema_references()
+    {
+        await _client.RegisterSchemaAsync("customer-value", new Schema(Customer, SchemaType.Avro));
+        var references = new List<Confluent.SchemaRegistry.SchemaReference> { new("shop.Customer", "customer-value", 1) };
+        var id = await _client.RegisterSchemaAsync("sales-value", new Schema(Sale, references, SchemaType.Avro));
+        var byId = await _client.GetSchemaAsync(id);
+        Assert.Equal(("shop.Customer", "customer-value", 1), (byId.References.Single().Name, byId.References.Single().Subject, byId.References.Single().Version));
+        Assert.Equal(id, (await _client.LookupSchemaAsync("sales-value", new Schema(Sale, references, SchemaType.Avro), ignoreDeletedSchemas: true)).Id);
+
+        // Confluent's serializer writes with the registered (referencing) schema; Herald reads it,
+        // resolving the reference through the registry.
+        var whole = (global::Avro.RecordSchema)global::Avro.Schema.Parse($$"""{"type":"record","name":"Sale","namespace":"shop","fields":[{"name":"id","type":"string"},{"name":"customer","type":{{Customer}}}]}""");
+        var customer = new GenericRecord((global::Avro.RecordSchema)whole["customer"].Schema);
+        customer.Add("name", "Ada");
+        var sale = new GenericRecord(whole);
+        sale.Add("id", "s-1");
+        sale.Add("customer", customer);
+        var serializer = new AvroSerializer<GenericRecord>(_client, new AvroSerializerConfig { AutoRegisterSchemas = false, UseLatestVersion = true });
+        var context = new SerializationContext(MessageComponentType.Value, "sales");
+        var bytes = await serializer.SerializeAsync(sale, context);
+        Assert.Equal(id, System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(1)));
+        Assert.Equal(new SaleEvent("s-1", new CustomerPart("Ada")), new AvroEventSerializer(_registry, new AvroEventSerializerOptions { Schemas = { [typeof(SaleEvent)] = whole.ToString() } }).Deserialize<SaleEvent>(bytes));
+
+        // And Confluent's deserializer reads it back, following the reference itself.
+        var back = await new AvroDeserializer<GenericRecord>(_client).DeserializeAsync(bytes, isNull: false, context);
+        Assert.Equal("Ada", (string)((GenericRecord)back["customer"])["name"]);
+    }
 }
+
+public sealed record CustomerPart(string Name);
+
+public sealed record SaleEvent(string Id, CustomerPart Customer);
+
 
 public sealed record Placed(string Id, double Amount, string Currency = "USD");

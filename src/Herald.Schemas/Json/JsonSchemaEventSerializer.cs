@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using Herald.Schemas.Internal;
 using Herald.Schemas.Registry;
 using Herald.Schemas.Wire;
@@ -99,16 +98,8 @@ public sealed class JsonSchemaEventSerializer : ITopicEventSerializer
     {
         if (!_options.Schemas.TryGetValue(t, out var given))
             return (t.Name, JsonSchemaGenerator.For(t, _json.Options));
-        JsonNode? parsed;
-        try
-        {
-            parsed = JsonNode.Parse(given);
-        }
-        catch (JsonException e)
-        {
-            throw new Compatibility.InvalidSchemaException($"the schema of {t.Name} is not JSON: {e.Message}", e);
-        }
-        return ((parsed as JsonObject)?["title"] is JsonValue v && v.TryGetValue<string>(out var title) ? title : t.Name, given);
+        var parsed = Compatibility.SchemaCompatibility.ParseJson(given, $"the schema of {t.Name}");
+        return (parsed.ValueKind == JsonValueKind.Object && parsed.TryGetProperty("title", out var title) && title.ValueKind == JsonValueKind.String ? title.GetString()! : t.Name, given);
     });
 
     /// <summary>Counts what the JSON writer puts into the output.</summary>
