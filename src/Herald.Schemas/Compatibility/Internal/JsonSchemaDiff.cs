@@ -65,9 +65,13 @@ internal sealed class JsonSchemaDiff
     /// <summary>Comparisons of schema pairs one check may make before it gives up.</summary>
     internal const int MaxComparisons = 200_000;
 
-    private readonly HashSet<(JsonSchemaNode, JsonSchemaNode)> _inProgress = [];
+    // The pairs being compared, by their depth on the stack; what is known of finished ones; and
+    // the shallowest in-progress pair assumed compatible since the current pair began. A pair's
+    // result is memoized only when no pair above it was assumed: otherwise the result rests on an
+    // assumption about an ancestor not yet decided, and must be recomputed where it is met again.
+    private readonly Dictionary<(JsonSchemaNode, JsonSchemaNode), int> _inProgress = [];
     private readonly Dictionary<(JsonSchemaNode, JsonSchemaNode), List<JsonChange>> _memo = [];
-    private int _assumed;
+    private int _shallowestAssumed = int.MaxValue;
     private int _comparisons;
 
     private JsonSchemaDiff()
@@ -106,16 +110,19 @@ internal sealed class JsonSchemaDiff
             foreach (var c in known) into.Add(c with { Path = path + c.Path });
             return;
         }
-        if (!_inProgress.Add(key))
+        if (_inProgress.TryGetValue(key, out var depth))
         {
             // Met again inside itself: compatible unless something else says not (the greatest
-            // fixed point). What was found under this assumption is not memoized.
-            _assumed++;
+            // fixed point).
+            _shallowestAssumed = Math.Min(_shallowestAssumed, depth);
             return;
         }
         if (++_comparisons > MaxComparisons)
             throw new InvalidSchemaException($"the schemas are too complex to compare: more than {MaxComparisons} comparisons of subschemas");
-        var assumedBefore = _assumed;
+        var myDepth = _inProgress.Count;
+        _inProgress[key] = myDepth;
+        var outer = _shallowestAssumed;
+        _shallowestAssumed = int.MaxValue;
         var local = new List<JsonChange>();
         try
         {
@@ -125,7 +132,10 @@ internal sealed class JsonSchemaDiff
         {
             _inProgress.Remove(key);
         }
-        if (_assumed == assumedBefore) _memo[key] = local;
+        // Assumptions about this pair itself are settled now that it is done.
+        var inner = _shallowestAssumed;
+        if (inner >= myDepth) _memo[key] = local;
+        _shallowestAssumed = Math.Min(outer, inner >= myDepth ? int.MaxValue : inner);
         foreach (var c in local) into.Add(c with { Path = path + c.Path });
     }
 
