@@ -5,7 +5,7 @@ using Herald.Schemas.Registry;
 
 namespace Herald.Cli;
 
-/// <summary>The herald command line: <c>herald schema compat</c> so far.</summary>
+/// <summary>The herald command line: <c>herald schema compat|register|list|show</c> and <c>herald schema-registry</c>.</summary>
 internal static class HeraldCommand
 {
     /// <summary>Exit codes of <c>herald schema compat</c>.</summary>
@@ -33,8 +33,8 @@ internal static class HeraldCommand
 
     private static Command Compat(TextWriter output, TextWriter error)
     {
-        var type = new Option<string>("--type") { Description = "The schemas' type: avro.", Required = true };
-        type.AcceptOnlyFromAmong("avro");
+        var type = new Option<string>("--type") { Description = "The schemas' type: avro or json (JSON Schema).", Required = true };
+        type.AcceptOnlyFromAmong("avro", "json");
         var level = new Option<string>("--level") { Description = "NONE, BACKWARD, BACKWARD_TRANSITIVE, FORWARD, FORWARD_TRANSITIVE, FULL or FULL_TRANSITIVE.", Required = true };
         var newSchema = new Option<FileInfo>("--schema") { Description = "The new schema's file.", Required = true };
         var against = new Option<FileInfo[]>("--against")
@@ -71,9 +71,19 @@ internal static class HeraldCommand
             CompatibilityResult result;
             try
             {
-                var newParsed = SchemaCompatibility.ParseAvro(newText, parsed.GetValue(newSchema)!.Name);
-                var olderParsed = olderTexts.Select((t, i) => SchemaCompatibility.ParseAvro(t, files[i].Name)).ToList();
-                result = SchemaCompatibility.CheckAvro(newParsed, olderParsed, parsedLevel);
+                var newName = parsed.GetValue(newSchema)!.Name;
+                if (parsed.GetValue(type) == "json")
+                {
+                    var newParsed = SchemaCompatibility.ParseJson(newText, newName);
+                    var olderParsed = olderTexts.Select((t, i) => SchemaCompatibility.ParseJson(t, files[i].Name)).ToList();
+                    result = SchemaCompatibility.CheckJson(newParsed, olderParsed, parsedLevel);
+                }
+                else
+                {
+                    var newParsed = SchemaCompatibility.ParseAvro(newText, newName);
+                    var olderParsed = olderTexts.Select((t, i) => SchemaCompatibility.ParseAvro(t, files[i].Name)).ToList();
+                    result = SchemaCompatibility.CheckAvro(newParsed, olderParsed, parsedLevel);
+                }
             }
             catch (InvalidSchemaException e)
             {
@@ -136,7 +146,14 @@ internal static class HeraldCommand
     {
         var subject = new Option<string>("--subject") { Description = "The subject, such as orders-value.", Required = true };
         var file = new Option<FileInfo>("--schema") { Description = "The schema's file.", Required = true };
-        var command = new Command("register", "Registers a schema under a subject; prints its id.") { url, subject, file };
+        var type = new Option<string>("--type") { Description = "The schema's type: avro (the default) or json (JSON Schema).", DefaultValueFactory = _ => "avro" };
+        type.AcceptOnlyFromAmong("avro", "json");
+        var references = new Option<string[]>("--reference")
+        {
+            Description = "A schema this one refers to, NAME=SUBJECT:VERSION (VERSION a number, or -1 for the latest); repeat it for each.",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var command = new Command("register", "Registers a schema under a subject; prints its id.") { url, subject, file, type, references };
         command.SetAction(async (parsed, token) =>
         {
             var f = parsed.GetValue(file)!;
@@ -146,6 +163,18 @@ internal static class HeraldCommand
                 return Unreadable;
             }
             var body = new JsonObject { ["schema"] = await File.ReadAllTextAsync(f.FullName, token) };
+            if (parsed.GetValue(type) == "json") body["schemaType"] = "JSON";
+            var named = new JsonArray();
+            foreach (var reference in parsed.GetValue(references) ?? [])
+            {
+                if (ParseReference(reference) is not { } r)
+                {
+                    error.WriteLine($"--reference: '{reference}' is not NAME=SUBJECT:VERSION (VERSION a number, or -1 for the latest)");
+                    return Unreadable;
+                }
+                named.Add(new JsonObject { ["name"] = r.Name, ["subject"] = r.Subject, ["version"] = r.Version });
+            }
+            if (named.Count > 0) body["references"] = named;
             return await CallAsync(parsed.GetValue(url)!, HttpMethod.Post, $"subjects/{Uri.EscapeDataString(parsed.GetValue(subject)!)}/versions", body, r => $"id {r["id"]}", output, error, token);
         });
         return command;
@@ -173,16 +202,27 @@ internal static class HeraldCommand
         command.SetAction(async (parsed, token) =>
         {
             if (parsed.GetValue(id) is { } byId)
-                return await CallAsync(parsed.GetValue(url)!, HttpMethod.Get, $"schemas/ids/{byId}", null, r => $"id {byId}{Environment.NewLine}{r["schema"]}", output, error, token);
+                return await CallAsync(parsed.GetValue(url)!, HttpMethod.Get, $"schemas/ids/{byId}", null, r => $"id {byId}{Described(r)}", output, error, token);
             if (parsed.GetValue(subject) is not { } s)
             {
                 error.WriteLine("show needs --subject or --id");
                 return Unreadable;
             }
             return await CallAsync(parsed.GetValue(url)!, HttpMethod.Get, $"subjects/{Uri.EscapeDataString(s)}/versions/{Uri.EscapeDataString(parsed.GetValue(version)!)}", null,
-                r => $"{r["subject"]} version {r["version"]}, id {r["id"]}{Environment.NewLine}{r["schema"]}", output, error, token);
+                r => $"{r["subject"]} version {r["version"]}, id {r["id"]}{Described(r)}", output, error, token);
         });
         return command;
+    }
+
+    /// <summary>A registry's schema as <c>show</c> prints it: its type when not Avro, the schemas it
+    /// refers to, then its text.</summary>
+    private static string Described(JsonNode schema)
+    {
+        var text = new System.Text.StringBuilder();
+        if (schema["schemaType"]?.GetValue<string>() is { } type && type != "AVRO") text.Append($", {type}");
+        foreach (var reference in schema["references"]?.AsArray() ?? [])
+            text.Append($"{Environment.NewLine}refers to {reference!["name"]} = {reference["subject"]} version {reference["version"]}");
+        return text.Append(Environment.NewLine).Append(schema["schema"]).ToString();
     }
 
     /// <summary>One call to a Confluent-compatible registry (through <see cref="HttpSchemaRegistry"/>):
@@ -205,6 +245,16 @@ internal static class HeraldCommand
             error.WriteLine($"{url}: {e.Message}");
             return Unreadable;
         }
+    }
+
+    /// <summary>NAME=SUBJECT:VERSION, split at the first '=' and the last ':' (names and subjects may hold either).</summary>
+    private static (string Name, string Subject, int Version)? ParseReference(string text)
+    {
+        var equals = text.IndexOf('=', StringComparison.Ordinal);
+        var colon = text.LastIndexOf(':');
+        if (equals <= 0 || colon <= equals + 1) return null;
+        if (!int.TryParse(text.AsSpan(colon + 1), System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out var version) || (version < 1 && version != -1)) return null;
+        return (text[..equals], text[(equals + 1)..colon], version);
     }
 
     private static string Against(CompatibilityLevel level, FileInfo[] files) =>

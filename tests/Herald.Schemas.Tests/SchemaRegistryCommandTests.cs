@@ -98,4 +98,36 @@ public sealed partial class SchemaRegistryCommandTests : IDisposable
             await run;
         }
     }
+
+    [Fact]
+    public async Task Json_schemas_and_references_are_registered_and_shown()
+    {
+        var customer = Path.Combine(_dir.FullName, "customer.json");
+        await File.WriteAllTextAsync(customer, """{"type":"object","properties":{"name":{"type":"string"}}}""");
+        var order = Path.Combine(_dir.FullName, "order.json");
+        await File.WriteAllTextAsync(order, """{"type":"object","properties":{"customer":{"$ref":"customer.json"}}}""");
+        var (run, url, stop) = await ServeAsync();
+        try
+        {
+            Assert.Equal((0, "id 1"), Trimmed(Cli("schema", "register", "--url", url, "--subject", "customer", "--schema", customer, "--type", "json")));
+            Assert.Equal((0, "id 2"), Trimmed(Cli("schema", "register", "--url", url, "--subject", "orders-value", "--schema", order, "--type", "json", "--reference", "customer.json=customer:1")));
+            var show = Cli("schema", "show", "--url", url, "--subject", "orders-value");
+            Assert.Equal(0, show.Code);
+            Assert.StartsWith("orders-value version 1, id 2, JSON" + Environment.NewLine + "refers to customer.json = customer version 1" + Environment.NewLine, show.Output, StringComparison.Ordinal);
+
+            var unknown = Cli("schema", "register", "--url", url, "--subject", "orders-value", "--schema", order, "--type", "json", "--reference", "customer.json=nobody:1");
+            Assert.Equal(1, unknown.Code);
+            Assert.Contains("nobody", unknown.Error, StringComparison.Ordinal);
+            var malformed = Cli("schema", "register", "--url", url, "--subject", "orders-value", "--schema", order, "--reference", "customer.json");
+            Assert.Equal(2, malformed.Code);
+            Assert.Contains("--reference: 'customer.json' is not NAME=SUBJECT:VERSION", malformed.Error, StringComparison.Ordinal);
+        }
+        finally
+        {
+            stop.Cancel();
+            await run;
+        }
+    }
+
+    private static (int, string) Trimmed((int Code, string Output, string Error) result) => (result.Code, result.Output.Trim() + result.Error.Trim());
 }
