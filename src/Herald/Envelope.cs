@@ -44,6 +44,12 @@ public sealed class Envelope
     /// <summary><c>ce_type</c>: the event type name.</summary>
     public string Type => _type ??= Internal.Headers.String(_headers, HeaderNames.Type) ?? "";
 
+    /// <summary><c>ce_dataversion</c>: the version of the event type's data the record was written
+    /// at; 1 when the header is absent (records written before versioning existed). The handler gets
+    /// the current version's type whatever this is: a lower number means the event was upcast.</summary>
+    public int DataVersion =>
+        Internal.Headers.Find(_headers, HeaderNames.DataVersion) is { } v && System.Buffers.Text.Utf8Parser.TryParse(v.Span, out int version, out var used) && used == v.Length ? version : 1;
+
     /// <summary><c>ce_source</c>: the publishing service.</summary>
     public string Source => _source ??= Internal.Headers.String(_headers, HeaderNames.Source) ?? "";
 

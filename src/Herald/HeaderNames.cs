@@ -20,6 +20,12 @@ public static class HeaderNames
     /// <summary>CloudEvents extension attribute: the id of the event whose handling published this one.</summary>
     public const string CausationId = "ce_causationid";
 
+    /// <summary>CloudEvents extension attribute: the version of the event type's data that the record
+    /// was written at, a decimal integer from 1 (<see cref="EventBuilder{T}.Version"/>). A record
+    /// without it is version 1, as every record written before versioning existed is. Consumers
+    /// upcast older versions to the current one before the handler sees them (docs/versioning.md).</summary>
+    public const string DataVersion = "ce_dataversion";
+
     public const string Prefix = "herald-";
     public const string OriginalTopic = "herald-original-topic";
     public const string OriginalPartition = "herald-original-partition";

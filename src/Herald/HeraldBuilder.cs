@@ -109,14 +109,16 @@ public sealed class HeraldBuilder
 
     /// <summary>Maps an event type to a topic. <paramref name="key"/> gives the partition key (events
     /// of one key stay in order); <paramref name="typeName"/> is its <c>ce_type</c>, by default the
-    /// type's name.</summary>
-    public HeraldBuilder Event<T>(string topic, Func<T, string?>? key = null, string? typeName = null)
+    /// type's name. The returned builder sets the version of the type's data and the upcasters from
+    /// older versions (<see cref="EventBuilder{T}"/>, docs/versioning.md).</summary>
+    public EventBuilder<T> Event<T>(string topic, Func<T, string?>? key = null, string? typeName = null)
     {
         EmbeddedLog.ValidateTopicName(topic);
         var name = typeName ?? typeof(T).Name;
         ArgumentException.ThrowIfNullOrWhiteSpace(name, nameof(typeName));
-        Events.Add(map => map.Add(new EventMapping<T>(name, topic, key)));
-        return this;
+        var builder = new EventBuilder<T>(name);
+        Events.Add(map => map.Add(builder.Build(topic, key)));
+        return builder;
     }
 
     /// <summary>Adds a subscription: a consumer group and the handlers it runs.</summary>

@@ -9,3 +9,8 @@ public sealed class UnknownEventTypeException(string message) : PoisonEventExcep
 
 /// <summary>The record's value could not be deserialized into its event type.</summary>
 public sealed class UndecodableEventException(string message, Exception inner) : PoisonEventException(message, inner);
+
+/// <summary>The record's <c>ce_dataversion</c> is not a version this consumer can read: newer than
+/// the event type's current version (a producer upgraded before this consumer), older than its
+/// oldest upcaster, or not a version number at all.</summary>
+public sealed class UnknownEventVersionException(string message) : PoisonEventException(message);

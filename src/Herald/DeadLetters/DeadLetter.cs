@@ -36,6 +36,10 @@ public sealed record DeadLetter
     public string? KeyText => Key is { } k ? System.Text.Encoding.UTF8.GetString(k.Span) : null;
     public string? EventType { get; init; }
     public string? EventId { get; init; }
+
+    /// <summary>The record's <c>ce_dataversion</c> as written (null when absent, which is version 1):
+    /// with a poison <see cref="UnknownEventVersionException"/>, the version the consumer could not read.</summary>
+    public string? EventVersion { get; init; }
     public int Attempts { get; init; }
     public DateTimeOffset? FirstFailure { get; init; }
     public DateTimeOffset? LastFailure { get; init; }

@@ -85,6 +85,7 @@ internal static class DeadLetterLog
             Key = r.Key,
             EventType = Headers.String(h, HeaderNames.Type),
             EventId = Headers.String(h, HeaderNames.Id),
+            EventVersion = Headers.String(h, HeaderNames.DataVersion),
             Attempts = (int)(Headers.Long(h, HeaderNames.Attempts) ?? 0),
             FirstFailure = Headers.Long(h, HeaderNames.FirstFailureMs) is { } f ? DateTimeOffset.FromUnixTimeMilliseconds(f) : null,
             LastFailure = Headers.Long(h, HeaderNames.LastFailureMs) is { } l ? DateTimeOffset.FromUnixTimeMilliseconds(l) : null,

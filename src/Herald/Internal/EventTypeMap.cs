@@ -1,21 +1,34 @@
+using System.Globalization;
 using System.Text;
+using Herald.Internal.Versioning;
 
 namespace Herald.Internal;
 
-/// <summary>An event type mapped to its <c>ce_type</c> name, topic and key selector.</summary>
-internal abstract class EventMapping(Type clrType, string name, string topic)
+/// <summary>An event type mapped to its <c>ce_type</c> name, topic and key selector, and the
+/// version of its data with the older versions consumers can read.</summary>
+internal abstract class EventMapping(Type clrType, string name, string topic, EventVersions? versions)
 {
     public Type ClrType { get; } = clrType;
     public string Name { get; } = name;
     public byte[] NameUtf8 { get; } = Encoding.UTF8.GetBytes(name);
     public string Topic { get; } = topic;
 
+    /// <summary>The current version: written as <c>ce_dataversion</c>, and the one handlers get.</summary>
+    public int Version { get; } = versions?.Current ?? 1;
+
+    /// <summary><see cref="Version"/> as the header's bytes: a record at the current version is
+    /// recognised by comparing them, without parsing (pipeline benchmark).</summary>
+    public byte[] VersionUtf8 { get; } = Encoding.UTF8.GetBytes((versions?.Current ?? 1).ToString(CultureInfo.InvariantCulture));
+
+    /// <summary>The older versions and their upcasters; null for a type registered without them.</summary>
+    public EventVersions? Versions { get; } = versions;
+
     /// <summary>The topic's partition count once the publisher has looked it up (0 before): the
     /// topic table keeps it for good, and a lookup by topic name per publish hashed the name.</summary>
     public int Partitions;
 }
 
-internal sealed class EventMapping<T>(string name, string topic, Func<T, string?>? key) : EventMapping(typeof(T), name, topic)
+internal sealed class EventMapping<T>(string name, string topic, Func<T, string?>? key, EventVersions? versions = null) : EventMapping(typeof(T), name, topic, versions)
 {
     public Func<T, string?>? Key { get; } = key;
 }

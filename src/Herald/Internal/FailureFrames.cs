@@ -9,6 +9,8 @@ internal static class FailureFrames
 {
     public static string? FirstApplicationFrame(Exception error)
     {
+        // Herald throws it from the composed chain: the upcaster that failed is in the inner exception.
+        if (error is UpcastFailedException { InnerException: { } upcaster }) return FirstApplicationFrame(upcaster);
         var frames = new StackTrace(error, fNeedFileInfo: false).GetFrames();
         foreach (var frame in frames)
         {

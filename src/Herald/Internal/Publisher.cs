@@ -7,7 +7,7 @@ using Herald.Transport;
 namespace Herald.Internal;
 
 /// <summary>Publishes mapped events: serializes into a pooled buffer, writes the CloudEvents
-/// headers, picks the partition by murmur2 of the key and waits for the transport's durability.</summary>
+/// headers (with the event type's current version as <c>ce_dataversion</c>), picks the partition by murmur2 of the key and waits for the transport's durability.</summary>
 internal sealed class Publisher(
     ITransport transport,
     TopicTable topics,
@@ -21,7 +21,8 @@ internal sealed class Publisher(
         SourceField = PublishBuffer.Field(HeaderNames.Source), SpecVersionField = PublishBuffer.Field(HeaderNames.SpecVersion),
         TimeField = PublishBuffer.Field(HeaderNames.Time), ContentTypeField = PublishBuffer.Field(HeaderNames.ContentType),
         TraceParentField = PublishBuffer.Field(HeaderNames.TraceParent), TraceStateField = PublishBuffer.Field(HeaderNames.TraceState),
-        CorrelationIdField = PublishBuffer.Field(HeaderNames.CorrelationId), CausationIdField = PublishBuffer.Field(HeaderNames.CausationId);
+        CorrelationIdField = PublishBuffer.Field(HeaderNames.CorrelationId), CausationIdField = PublishBuffer.Field(HeaderNames.CausationId),
+        DataVersionField = PublishBuffer.Field(HeaderNames.DataVersion);
     private readonly ReadOnlyMemory<byte> _source = Encoding.UTF8.GetBytes(options.Source);
     private readonly ReadOnlyMemory<byte> _contentType = Encoding.UTF8.GetBytes(serializer.ContentType);
     private readonly ITopicEventSerializer? _topicSerializer = serializer as ITopicEventSerializer;
@@ -128,9 +129,11 @@ internal sealed class Publisher(
             else partition = (int)((uint)Interlocked.Increment(ref _roundRobin) % (uint)partitions);
             var keyLength = buffer.Written - keyStart;
 
-            // ce_type first: every consumer looks it up for every event, scanning headers in order.
+            // ce_type first, ce_dataversion second: every consumer looks both up for every event,
+            // scanning headers in order.
             buffer.BeginHeaders();
             buffer.AddHeader(TypeField, mapping.NameUtf8);
+            buffer.AddHeader(DataVersionField, mapping.VersionUtf8);
             Span<byte> scratch = stackalloc byte[40];
             if (options?.Id is { } id) buffer.AddHeader(IdField, id);
             else

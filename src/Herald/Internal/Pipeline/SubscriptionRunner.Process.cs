@@ -162,14 +162,25 @@ internal sealed partial class SubscriptionRunner
                 return await PoisonAsync(work, new UnknownEventTypeException($"record {lane.Topic}/{lane.Partition} offset {work.OriginalOffset} has no {HeaderNames.Type} header")).ConfigureAwait(false);
             if (work.Mapping is not { } mapping || work.Binding is not { } binding)
                 return await PoisonAsync(work, new UnknownEventTypeException($"{HeaderNames.Type} '{System.Text.Encoding.UTF8.GetString(typeName.Span)}' of record {lane.Topic}/{lane.Partition} offset {work.OriginalOffset} is not a mapped event type")).ConfigureAwait(false);
+            // A record at the current version (the header's bytes equal, or absent at version 1) is
+            // read as the handler's type; only an older one needs a reader and its upcasters.
+            var version = Headers.Find(record.Headers, HeaderNames.DataVersion);
+            Versioning.VersionReader? older = null;
+            if (version is { } written ? !written.Span.SequenceEqual(mapping.VersionUtf8) : mapping.Version != 1)
+            {
+                older = OlderVersion(work, mapping, version, out var unknown);
+                if (unknown is not null) return await PoisonAsync(work, unknown).ConfigureAwait(false);
+            }
             object evt;
             try
             {
-                evt = binding.Deserialize(_rt.Serializer, record.Value is { } v ? v.Span : default);
+                var data = record.Value is { } v ? v.Span : default;
+                evt = older is null ? binding.Deserialize(_rt.Serializer, data) : older.Deserialize(_rt.Serializer, data);
             }
             catch (Exception e)
             {
-                return await PoisonAsync(work, new UndecodableEventException($"{mapping.Name} at {lane.Topic}/{lane.Partition} offset {work.OriginalOffset} could not be decoded: {e.Message}", e)).ConfigureAwait(false);
+                var what = older is null ? mapping.Name : $"{mapping.Name} version {older.Version} (read as {older.ClrType.Name})";
+                return await PoisonAsync(work, new UndecodableEventException($"{what} at {lane.Topic}/{lane.Partition} offset {work.OriginalOffset} could not be decoded: {e.Message}", e)).ConfigureAwait(false);
             }
 
             var context = new EventContext(work, _handlerEnvironment ??= new HandlerEnvironment(_rt.Publisher, _rt.Services, _sub.Group, _abort.Token), work.PriorAttempts + 1);
@@ -187,6 +198,12 @@ internal sealed partial class SubscriptionRunner
                     var started = metrics ? Stopwatch.GetTimestamp() : 0;
                     try
                     {
+                        if (older is not null)
+                        {
+                            // Upcast before the inbox check; once it succeeded, later attempts reuse the result.
+                            evt = older.Upcast(evt);
+                            older = null;
+                        }
                         if (_options.Idempotency == Idempotency.None) await binding.InvokeAsync(evt, context).ConfigureAwait(false);
                         else if (!await HandleOnceAsync(work, binding, evt, context).ConfigureAwait(false))
                         {
@@ -244,6 +261,34 @@ internal sealed partial class SubscriptionRunner
         {
             return Stalled(work, e);
         }
+    }
+
+    /// <summary>The reader of a record whose <c>ce_dataversion</c> is not the current version's bytes:
+    /// null with <paramref name="unknown"/> null when it is the current version after all (say "03"
+    /// for 3); null with <paramref name="unknown"/> set when this consumer cannot read it (not a
+    /// number, newer than the current version, or older than the oldest upcaster).</summary>
+    private static Versioning.VersionReader? OlderVersion(Work work, EventMapping mapping, ReadOnlyMemory<byte>? header, out PoisonEventException? unknown)
+    {
+        unknown = null;
+        var lane = work.Lane;
+        var where = $"{lane.Topic}/{lane.Partition} offset {work.OriginalOffset}";
+        var version = 1;
+        if (header is { } h && (!System.Buffers.Text.Utf8Parser.TryParse(h.Span, out version, out var used) || used != h.Length || version < 1))
+        {
+            unknown = new UnknownEventVersionException($"{mapping.Name} at {where} has {HeaderNames.DataVersion} '{System.Text.Encoding.UTF8.GetString(h.Span)}', which is not a version (1, 2, 3, …)");
+            return null;
+        }
+        if (version == mapping.Version) return null;
+        if (version > mapping.Version)
+        {
+            unknown = new UnknownEventVersionException($"{mapping.Name} at {where} is version {version}, newer than version {mapping.Version}, the newest this consumer knows: upgrade the consumer (register version {version}) and replay it");
+            return null;
+        }
+        if (mapping.Versions?.Reader(version) is { } reader) return reader;
+        unknown = new UnknownEventVersionException(mapping.Versions is { Oldest: var oldest } && oldest < mapping.Version
+            ? $"{mapping.Name} at {where} is version {version}, and no type is registered for it: the oldest upcaster of {mapping.Name} reads version {oldest}"
+            : $"{mapping.Name} at {where} is version {version}, and no type is registered for it: {mapping.Name} has no upcasters to its current version {mapping.Version}");
+        return null;
     }
 
     /// <summary>One attempt with the subscription's idempotency: with the inbox, inside a transaction

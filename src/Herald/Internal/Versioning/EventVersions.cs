@@ -1,0 +1,61 @@
+namespace Herald.Internal.Versioning;
+
+/// <summary>The older versions of one event type that a consumer can read: for each, the type its
+/// records are deserialized as and the composed upcasters that bring it to the current version.
+/// Validated and composed once at start.</summary>
+internal sealed class EventVersions
+{
+    private readonly VersionReader[] _readers; // by version - Oldest
+
+    private EventVersions(int current, int oldest, VersionReader[] readers)
+    {
+        Current = current;
+        Oldest = oldest;
+        _readers = readers;
+    }
+
+    /// <summary>The version the application's type is at: what publishers write, what handlers get.</summary>
+    public int Current { get; }
+
+    /// <summary>The oldest version an upcaster reads (<see cref="Current"/> when there is none).</summary>
+    public int Oldest { get; }
+
+    /// <summary>The reader of an older <paramref name="version"/>, or null when none is registered.</summary>
+    public VersionReader? Reader(int version) =>
+        version >= Oldest && version < Current ? _readers[version - Oldest] : null;
+
+    /// <summary>Checks the chain of <paramref name="eventType"/> and composes it: every step from
+    /// version 1 or more, each from a distinct version older than <paramref name="current"/>, no
+    /// version missing between the oldest step and the current version, and each step returning the
+    /// type the next version is read as (the next step's input, or <typeparamref name="T"/> for the
+    /// current version). The exception names the event type and the version at fault.</summary>
+    public static EventVersions Compose<T>(string eventName, int current, IReadOnlyList<UpcastStep<T>> steps)
+    {
+        var what = $"event type {typeof(T).Name} ('{eventName}')";
+        if (current < 1) throw new ArgumentException($"{what}: Version({current}) is not a version; versions are 1, 2, 3, …", nameof(current));
+        var byVersion = new SortedDictionary<int, UpcastStep<T>>();
+        foreach (var step in steps)
+        {
+            if (step.From < 1) throw new ArgumentException($"{what}: an upcaster from version {step.From}; versions are 1, 2, 3, …", nameof(steps));
+            if (step.From >= current)
+                throw new ArgumentException($"{what}: an upcaster from version {step.From} needs a current version above it, and the current version is {current}; set .Version({step.From + 1}) or more", nameof(steps));
+            if (!byVersion.TryAdd(step.From, step))
+                throw new ArgumentException($"{what}: two upcasters from version {step.From} (to {byVersion[step.From].ToType.Name} and to {step.ToType.Name}); register one per version", nameof(steps));
+        }
+        var oldest = byVersion.Count == 0 ? current : byVersion.Keys.First();
+        for (var v = oldest; v < current; v++)
+        {
+            if (!byVersion.TryGetValue(v, out var step))
+                throw new ArgumentException($"{what}: no upcaster from version {v}, so version {oldest} cannot reach the current version {current}; the chain must have a step from every version from its oldest ({oldest}) up to {current - 1}", nameof(steps));
+            var nextType = v + 1 == current ? typeof(T) : byVersion.TryGetValue(v + 1, out var next) ? next.FromType : null;
+            if (nextType is not null && step.ToType != nextType)
+                throw new ArgumentException($"{what}: the upcaster from version {v} returns {step.ToType.Name}, but version {v + 1} is {nextType.Name} ({(v + 1 == current ? "the current type" : "what its upcaster takes")})", nameof(steps));
+        }
+        // From the newest down: each step is composed onto the reader of the version after it.
+        var readers = new VersionReader[current - oldest];
+        VersionReader reader = new VersionReader<T, T>(current, static e => e);
+        for (var v = current - 1; v >= oldest; v--)
+            reader = readers[v - oldest] = byVersion[v].ComposeOnto(reader, current, eventName);
+        return new EventVersions(current, oldest, readers);
+    }
+}
