@@ -97,9 +97,18 @@ public abstract class ServiceDatabase
     {
         private readonly string _connectionString = new SqliteConnectionStringBuilder { DataSource = path }.ToString();
 
+        // One store per file, whichever hosts use it (the shop and the old shop share the shop's):
+        // the store's write slot keeps this process's writers queued without blocking threads, and
+        // two stores on one file would fight over SQLite's lock in its blocking busy wait instead.
+        private SqliteStore? _store;
+
         public override string Describe() => path;
 
-        public override void UseAsHeraldStore(HeraldBuilder herald) => herald.UseSqlite(_connectionString);
+        public override void UseAsHeraldStore(HeraldBuilder herald)
+        {
+            var store = _store ??= new SqliteStore(_connectionString);
+            herald.UseStore(_ => store);
+        }
 
         public override async Task<DbConnection> OpenAsync(CancellationToken cancellationToken)
         {
