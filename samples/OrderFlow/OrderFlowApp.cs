@@ -18,7 +18,8 @@ using OrderFlow.Shipping;
 namespace OrderFlow;
 
 /// <summary>Runs the sample: the shop and three services, each a host of its own with its own
-/// database (Herald's outbox and inbox beside its tables), all on one embedded log; a projection
+/// database (Herald's outbox and inbox beside its tables), all on one embedded log; the shop's
+/// previous release, publishing OrderPlaced version 1, takes a share of the orders; a projection
 /// host follows every order. Places the orders, follows them to their final states and returns the
 /// audited summary.</summary>
 public static class OrderFlowApp
@@ -43,7 +44,11 @@ public static class OrderFlowApp
         h.UseSystemTextJson(OrderFlowJson.Default.Options); // source-generated: no reflection per event
         h.Options.Source = "orderflow";
         foreach (var topic in (string[])["orders", "inventory", "payments", "shipping"]) h.Topic(topic, partitions: 4);
-        h.Event<OrderPlaced>("orders", e => e.OrderId.ToString());
+        // OrderPlaced is at version 2 (it gained Currency); version 1 records, from the old shop or
+        // from before the upgrade, are read as OrderPlacedV1 and upcast before any handler sees them.
+        h.Event<OrderPlaced>("orders", e => e.OrderId.ToString())
+            .Version(2)
+            .Upcast(1, (OrderPlacedV1 v1) => v1.ToVersion2());
         h.Event<StockReserved>("inventory", e => e.OrderId.ToString());
         h.Event<OutOfStock>("inventory", e => e.OrderId.ToString());
         h.Event<StockReleased>("inventory", e => e.OrderId.ToString());
@@ -52,6 +57,17 @@ public static class OrderFlowApp
         h.Event<PaymentRefunded>("payments", e => e.OrderId.ToString());
         h.Event<ShipmentScheduled>("shipping", e => e.OrderId.ToString());
         h.Event<ShipmentFailed>("shipping", e => e.OrderId.ToString());
+    }
+
+    /// <summary>The old shop: the shop's previous release, still taking a share of the orders while
+    /// the upgrade rolls out. It shares the shop's database (its orders table and outbox) and knows
+    /// OrderPlaced only as it was then: version 1, without a currency (ce_dataversion 1).</summary>
+    public static void MapOldShopEvents(HeraldBuilder h)
+    {
+        h.UseSystemTextJson(OrderFlowJson.Default.Options);
+        h.Options.Source = "orderflow-old-shop";
+        h.Topic("orders", partitions: 4);
+        h.Event<OrderPlacedV1>("orders", e => e.OrderId.ToString(), typeName: nameof(OrderPlaced));
     }
 
     /// <summary>The choreography: who reacts to what. No service calls another; each reacts to
@@ -63,7 +79,8 @@ public static class OrderFlowApp
         switch (service)
         {
             case "shop":
-                break; // publishes OrderPlaced through its outbox (Shop), handles nothing
+            case "old-shop":
+                break; // publish OrderPlaced (v2, and v1 from the old shop) through the shop's outbox (Shop), handle nothing
             case "inventory":
                 h.Subscribe("inventory", s => s
                     .UseInbox()
@@ -143,8 +160,10 @@ public static class OrderFlowApp
             });
         var hosts = new List<(string Name, IHost Host)>();
         foreach (var service in Services) hosts.Add((service, BuildHost(service, transport, databases[service], board)));
+        hosts.Add(("old-shop", BuildHost("old-shop", transport, databases["shop"], board)));
         hosts.Add(("orders-view", BuildHost("orders-view", transport, null, board)));
         var shopHost = hosts[0].Host;
+        var oldShopHost = hosts[^2].Host;
         var viewHost = hosts[^1].Host;
         var where = options.Kafka is { } kafka ? $"events on Kafka at {kafka}, data in {dataDirectory}" : $"data in {dataDirectory}";
         output.WriteLine($"OrderFlow: placing {options.Orders} orders (seed {options.Seed}); {where}");
@@ -156,7 +175,7 @@ public static class OrderFlowApp
             // Stop on the caller's token (Ctrl+C) or at the timeout.
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             stop.CancelAfter(options.Timeout);
-            var shop = new Shop(shopHost.Services.GetRequiredService<TransactionalOutbox>());
+            var shop = new Shop(shopHost.Services.GetRequiredService<TransactionalOutbox>(), oldShopHost.Services.GetRequiredService<TransactionalOutbox>());
             var deadLetters = viewHost.Services.GetRequiredService<DeadLetterQueue>();
             var placing = shop.PlaceAsync(plan, stop.Token);
             var finished = await FollowAsync(board, shop, placing, deadLetters, progress, options.ProgressInterval, stop.Token);
@@ -217,7 +236,8 @@ public static class OrderFlowApp
             // Every service on the one log (or Kafka, with --kafka), each with its own database.
             transport(h);
             database?.UseAsHeraldStore(h);
-            MapEvents(h);
+            if (service == "old-shop") MapOldShopEvents(h);
+            else MapEvents(h);
             Subscribe(service, h);
         });
         return builder.Build();

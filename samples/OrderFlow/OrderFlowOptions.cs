@@ -13,6 +13,9 @@ public sealed class OrderFlowOptions
           --poison-rate R           share of orders whose payment throws every time (default 0.01)
           --out-of-stock-rate R     share of orders for a sold-out item (default 0.05)
           --undeliverable-rate R    share of orders no carrier delivers, refunded after payment (default 0.02)
+          --old-shop-rate R         share of orders placed by the shop's previous release, which
+                                    publishes OrderPlaced version 1 (no currency); consumers upcast
+                                    them to version 2 with "USD" (default 0.2)
           --seed N                  which orders get which fate, and what they buy (default 1)
           --data DIR                the embedded log's and the services' SQLite databases' directory
                                     (default: a new one per run under the temp folder)
@@ -36,6 +39,9 @@ public sealed class OrderFlowOptions
     public double PoisonRate { get; set; } = 0.01;
     public double OutOfStockRate { get; set; } = 0.05;
     public double UndeliverableRate { get; set; } = 0.02;
+
+    /// <summary>The share of orders the old shop places (as OrderPlaced version 1), independent of their fates.</summary>
+    public double OldShopRate { get; set; } = 0.2;
     public int Seed { get; set; } = 1;
 
     /// <summary>The embedded log's directory; null for a new directory per run under the temp folder.</summary>
@@ -81,6 +87,7 @@ public sealed class OrderFlowOptions
                 case "--poison-rate": options.PoisonRate = Rate(name, Value()); break;
                 case "--out-of-stock-rate": options.OutOfStockRate = Rate(name, Value()); break;
                 case "--undeliverable-rate": options.UndeliverableRate = Rate(name, Value()); break;
+                case "--old-shop-rate": options.OldShopRate = Rate(name, Value()); break;
                 case "--seed": options.Seed = Int(name, Value()); break;
                 case "--data": options.DataDirectory = Value(); break;
                 case "--postgres": options.Postgres = Value(); break;
@@ -98,7 +105,7 @@ public sealed class OrderFlowOptions
     public void Validate()
     {
         if (Orders is < 1 or > 1_000_000) throw new ArgumentException("--orders must be 1 to 1000000", nameof(Orders));
-        foreach (var (name, rate) in new[] { ("--decline-rate", DeclineRate), ("--poison-rate", PoisonRate), ("--out-of-stock-rate", OutOfStockRate), ("--undeliverable-rate", UndeliverableRate) })
+        foreach (var (name, rate) in new[] { ("--decline-rate", DeclineRate), ("--poison-rate", PoisonRate), ("--out-of-stock-rate", OutOfStockRate), ("--undeliverable-rate", UndeliverableRate), ("--old-shop-rate", OldShopRate) })
             if (rate is < 0 or > 1 || double.IsNaN(rate)) throw new ArgumentException($"{name} must be 0 to 1", name);
         if (DeclineRate + PoisonRate + OutOfStockRate + UndeliverableRate > 1)
             throw new ArgumentException("--decline-rate, --poison-rate, --out-of-stock-rate and --undeliverable-rate add up to more than 1");

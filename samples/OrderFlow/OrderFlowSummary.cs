@@ -46,6 +46,24 @@ public sealed class OrderFlowSummary
     /// <summary>The unresolved dead letters of this run's orders, across every dead-letter topic.</summary>
     public int DeadLetters => Run.DeadLetters.Count;
 
+    /// <summary>Orders the plan gave the old shop, which publishes OrderPlaced version 1.</summary>
+    public required int PlacedByOldShop { get; init; }
+
+    /// <summary>Orders whose OrderPlaced the view got written at version 1 and upcast to version 2.</summary>
+    public required int Upcast { get; init; }
+
+    /// <summary>The upcast orders by the state they reached (compare <see cref="OldShopExpected"/>).</summary>
+    public required IReadOnlyDictionary<OrderState, int> UpcastCounts { get; init; }
+
+    /// <summary>The old shop's orders by the final state their scenarios predict.</summary>
+    public required IReadOnlyDictionary<OrderState, int> OldShopExpected { get; init; }
+
+    /// <summary>Orders whose OrderPlaced the view got as written, at version 2.</summary>
+    public required int ArrivedAsVersion2 { get; init; }
+
+    /// <summary>The currencies the upcast orders reached the handlers with (the upcaster's "USD").</summary>
+    public required IReadOnlyDictionary<string, int> UpcastCurrencies { get; init; }
+
     public required decimal Charged { get; init; }
     public required decimal Refunded { get; init; }
     public required decimal ShippedValue { get; init; }
@@ -69,7 +87,15 @@ public sealed class OrderFlowSummary
         var problems = new List<string>();
         var counts = run.Board.CountByState();
         var expected = Enum.GetValues<OrderState>().ToDictionary(s => s, _ => 0);
-        foreach (var planned in run.Plan) expected[planned.Expected]++;
+        var oldShopExpected = Enum.GetValues<OrderState>().ToDictionary(s => s, _ => 0);
+        var byOldShop = 0;
+        foreach (var planned in run.Plan)
+        {
+            expected[planned.Expected]++;
+            if (!planned.ByOldShop) continue;
+            oldShopExpected[planned.Expected]++;
+            byOldShop++;
+        }
 
         if (!run.Finished) problems.Add($"stopped after {run.Elapsed.TotalSeconds:F1} s (timeout or cancellation) with {counts[OrderState.InFlight]} orders still in flight");
         if (run.Placed != run.Plan.Count) problems.Add($"placed {run.Placed} of {run.Plan.Count} orders");
@@ -79,10 +105,32 @@ public sealed class OrderFlowSummary
         // Each order: the final state its scenario predicts, with stock, payment and shipment to match.
         var findings = new Findings();
         var amounts = run.Plan.ToDictionary(p => p.Order.OrderId, p => p.Order.Amount);
+        var plans = run.Plan.ToDictionary(p => p.Order.OrderId);
         decimal charged = 0, refunded = 0, shippedValue = 0;
+        int upcast = 0, asVersion2 = 0;
+        var upcastCounts = Enum.GetValues<OrderState>().ToDictionary(s => s, _ => 0);
+        var upcastCurrencies = new SortedDictionary<string, int>(StringComparer.Ordinal);
         foreach (var order in run.Board.Orders)
         {
             var id = order.OrderId;
+            if (order.Placed is { } arrival)
+            {
+                // The old shop's orders arrive written at version 1 and upcast, in the currency the
+                // upcaster gives them (the plan's, OrderPlacedV1.Currency); the new shop's as version 2.
+                var plannedOrder = plans[id];
+                var currency = arrival.Currency ?? "no currency"; // null only if a v1 record were read as v2 without its upcaster
+                if (arrival.WrittenVersion == 1)
+                {
+                    upcast++;
+                    upcastCounts[order.State]++;
+                    upcastCurrencies[currency] = upcastCurrencies.GetValueOrDefault(currency) + 1;
+                }
+                else asVersion2++;
+                if (plannedOrder.ByOldShop != (arrival.WrittenVersion == 1))
+                    findings.Add("arrived at a version their shop does not write", $"{id}: placed by the {(plannedOrder.ByOldShop ? "old" : "new")} shop, arrived as OrderPlaced v{arrival.WrittenVersion}");
+                if (arrival.Currency != plannedOrder.Order.Currency)
+                    findings.Add("reached the handlers in another currency than the plan's", $"{id}: placed by the {(plannedOrder.ByOldShop ? "old" : "new")} shop in {plannedOrder.Order.Currency}, arrived in {currency} as v{arrival.WrittenVersion}");
+            }
             if (order.State == OrderState.InFlight)
                 findings.Add("never reached a final state", $"{id}: expected {order.Expected.Describe()}, has seen {order.Facts}");
             else if (order.State != order.Expected)
@@ -106,6 +154,8 @@ public sealed class OrderFlowSummary
                 findings.Add("that are poison have a dead letter other than their failed payment", $"{d.OrderId}: {d.Topic}.{d.Group}.dlq, {d.Letter.Reason}");
         }
 
+        if (run.Finished && upcast != byOldShop) problems.Add($"{upcast} orders arrived as OrderPlaced v1 and were upcast, but the old shop placed {byOldShop}");
+
         var stockMismatches = StockMismatches(run);
         foreach (var mismatch in stockMismatches) problems.Add($"stock does not add up for {mismatch}");
         // Orders still in flight may have been charged and not shipped yet: money adds up only at the end.
@@ -118,6 +168,12 @@ public sealed class OrderFlowSummary
         {
             Counts = counts,
             Expected = expected,
+            PlacedByOldShop = byOldShop,
+            Upcast = upcast,
+            UpcastCounts = upcastCounts,
+            OldShopExpected = oldShopExpected,
+            ArrivedAsVersion2 = asVersion2,
+            UpcastCurrencies = upcastCurrencies,
             Charged = charged,
             Refunded = refunded,
             ShippedValue = shippedValue,
@@ -183,6 +239,14 @@ public sealed class OrderFlowSummary
         var final = OrderStates.Final.Sum(s => Counts[s]);
         output.WriteLine($"  {"total",-16} {final,7} {Orders,9}   {(final == Placed ? "=" : "≠")} {Placed} orders placed");
         output.WriteLine();
+
+        var currencies = UpcastCurrencies.Count == 0 ? "" : $" ({string.Join(", ", UpcastCurrencies.Select(c => $"{c.Value} in {c.Key}"))})";
+        output.WriteLine($"  upcast:         {Upcast} of the old shop's {PlacedByOldShop} orders arrived as OrderPlaced v1 and were upcast to v2 before any handler saw them{currencies}; {ArrivedAsVersion2} arrived as v2");
+        if (Upcast > 0)
+        {
+            var states = OrderStates.Final.Where(s => UpcastCounts[s] > 0 || OldShopExpected[s] > 0).Select(s => $"{UpcastCounts[s]} {s.Describe()}{(UpcastCounts[s] == OldShopExpected[s] ? "" : $" (expected {OldShopExpected[s]})")}");
+            output.WriteLine($"                  and went on like any other order: {string.Join(", ", states)}");
+        }
 
         var byTopic = Run.DeadLetters.GroupBy(d => $"{d.Topic}.{d.Group}.dlq").Select(g => $"{g.Count()} in {g.Key}");
         output.WriteLine($"  dead letters:   {DeadLetters} ({(DeadLetters == 0 ? "none" : string.Join(", ", byTopic))}) for {PoisonOrders} poison orders (DeadLetterQueue.ListAsync)");

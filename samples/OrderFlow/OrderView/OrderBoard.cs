@@ -13,7 +13,13 @@ public sealed class OrderBoard
     {
         public readonly OrderState Expected = expected;
         public int Facts;
+        public Arrival? Placed;
     }
+
+    /// <summary>How an order's OrderPlaced reached the view: the version it was written at
+    /// (<see cref="Herald.Envelope.DataVersion"/>; 1 means the old shop wrote it and it was upcast)
+    /// and the currency the handler got.</summary>
+    public sealed record Arrival(int WrittenVersion, string Currency);
 
     /// <summary>Starts tracking an order before it is placed, with the final state its scenario should reach.</summary>
     public void Track(Guid orderId, OrderState expected)
@@ -27,6 +33,13 @@ public sealed class OrderBoard
         if (_orders.TryGetValue(orderId, out var entry)) Interlocked.Or(ref entry.Facts, (int)fact);
     }
 
+    /// <summary>Records how the order's OrderPlaced arrived (the first delivery's; a redelivery is the same record).</summary>
+    public void RecordPlaced(Guid orderId, int writtenVersion, string currency)
+    {
+        if (_orders.TryGetValue(orderId, out var entry)) Interlocked.CompareExchange(ref entry.Placed, new Arrival(writtenVersion, currency), null);
+        Record(orderId, OrderFacts.Placed);
+    }
+
     public bool IsTracked(Guid orderId) => _orders.ContainsKey(orderId);
 
     public int Count => _orders.Count;
@@ -38,7 +51,7 @@ public sealed class OrderBoard
             foreach (var (id, entry) in _orders)
             {
                 var facts = (OrderFacts)Volatile.Read(ref entry.Facts);
-                yield return new TrackedOrder(id, facts, OrderStates.Classify(facts), entry.Expected);
+                yield return new TrackedOrder(id, facts, OrderStates.Classify(facts), entry.Expected, Volatile.Read(ref entry.Placed));
             }
         }
     }
@@ -52,4 +65,4 @@ public sealed class OrderBoard
     }
 }
 
-public readonly record struct TrackedOrder(Guid OrderId, OrderFacts Facts, OrderState State, OrderState Expected);
+public readonly record struct TrackedOrder(Guid OrderId, OrderFacts Facts, OrderState State, OrderState Expected, OrderBoard.Arrival? Placed = null);

@@ -15,7 +15,14 @@ public sealed class OrderViewProjection(OrderBoard board) :
     IEventHandler<ShipmentScheduled>,
     IEventHandler<ShipmentFailed>
 {
-    public ValueTask HandleAsync(OrderPlaced evt, EventContext context, CancellationToken cancellationToken) => Record(evt.OrderId, OrderFacts.Placed);
+    // Always version 2 here: a version 1 record was upcast (Currency "USD") before this ran; the
+    // envelope still says which version it was written at.
+    public ValueTask HandleAsync(OrderPlaced evt, EventContext context, CancellationToken cancellationToken)
+    {
+        board.RecordPlaced(evt.OrderId, context.Envelope.DataVersion, evt.Currency);
+        return ValueTask.CompletedTask;
+    }
+
     public ValueTask HandleAsync(StockReserved evt, EventContext context, CancellationToken cancellationToken) => Record(evt.OrderId, OrderFacts.Reserved);
     public ValueTask HandleAsync(OutOfStock evt, EventContext context, CancellationToken cancellationToken) => Record(evt.OrderId, OrderFacts.OutOfStock);
     public ValueTask HandleAsync(StockReleased evt, EventContext context, CancellationToken cancellationToken) => Record(evt.OrderId, OrderFacts.Released);
