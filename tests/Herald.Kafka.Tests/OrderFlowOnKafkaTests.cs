@@ -1,3 +1,4 @@
+using Herald.Testing;
 using OrderFlow;
 using OrderFlow.OrderView;
 using Xunit.Abstractions;
@@ -34,6 +35,7 @@ public sealed class OrderFlowOnKafkaTests(MockCluster cluster, ITestOutputHelper
             foreach (var state in OrderStates.Final) Assert.Equal(summary.Expected[state], summary.Count(state));
             Assert.True(summary.PoisonOrders > 0);
             Assert.Equal(summary.PoisonOrders, summary.DeadLetters);
+            OrderFlowUpcasts.AssertUpcastAndFinal(summary); // ce_dataversion 1 survives Kafka's headers
             Assert.Contains($"events on Kafka at {cluster.BootstrapServers}", text.ToString(), StringComparison.Ordinal);
         }
         finally

@@ -1,4 +1,5 @@
 using Herald.PostgreSql.Tests.Kit;
+using Herald.Testing;
 using OrderFlow;
 using OrderFlow.OrderView;
 using Xunit.Abstractions;
@@ -36,6 +37,7 @@ public class OrderFlowTests(ITestOutputHelper output)
             foreach (var state in OrderStates.Final) Assert.Equal(summary.Expected[state], summary.Count(state));
             Assert.True(summary.PoisonOrders > 0);
             Assert.Equal(summary.PoisonOrders, summary.DeadLetters);
+            OrderFlowUpcasts.AssertUpcastAndFinal(summary); // the old shop on the shop's schema: its outbox relayed too
 
             Task<long> Count(string service, string sql) => db.ScalarAsync(sql.Replace("{s}", $"\"{prefix}{service}\"", StringComparison.Ordinal));
             foreach (var service in OrderFlowApp.Services)

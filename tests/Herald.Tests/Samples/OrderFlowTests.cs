@@ -1,5 +1,8 @@
+using Herald.Testing;
 using OrderFlow;
+using OrderFlow.Inventory;
 using OrderFlow.OrderView;
+using OrderFlow.Run;
 using Xunit.Abstractions;
 
 namespace Herald.Tests.Samples;
@@ -31,7 +34,7 @@ public class OrderFlowTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Every_order_reaches_the_final_state_its_scenario_predicts_and_poison_orders_are_dead_lettered()
+    public async Task Every_order_reaches_the_final_state_its_scenario_predicts_the_old_shops_upcast_with_USD_and_poison_orders_are_dead_lettered()
     {
         using var dir = new TempDirectory("orderflow");
         var summary = await RunAsync(Small(dir.Path));
@@ -52,6 +55,56 @@ public class OrderFlowTests(ITestOutputHelper output)
         Assert.True(summary.StockAddsUp);
         Assert.True(summary.MoneyAddsUp);
         Assert.Equal(summary.Charged - summary.Refunded, summary.ShippedValue);
+
+        // The old shop's share (--old-shop-rate 0.2): written as OrderPlaced v1 (the view saw
+        // ce_dataversion 1 on each), upcast with USD, and on through the flow like any other order.
+        Assert.Equal(60, summary.PlacedByOldShop);
+        Assert.Equal(new Dictionary<string, int> { ["USD"] = 60 }, summary.UpcastCurrencies);
+        OrderFlowUpcasts.AssertUpcastAndFinal(summary);
+        Assert.True(summary.UpcastCounts[OrderState.Shipped] > 0);
+        Assert.True(summary.UpcastCounts[OrderState.Declined] + summary.UpcastCounts[OrderState.OutOfStock] + summary.UpcastCounts[OrderState.Refunded] > 0); // compensations ran for v1 orders too
+    }
+
+    [Fact]
+    public async Task Without_the_old_shop_every_order_arrives_as_version_2()
+    {
+        using var dir = new TempDirectory("orderflow");
+        var options = Small(dir.Path, orders: 100);
+        options.OldShopRate = 0;
+        var summary = await RunAsync(options);
+
+        Assert.True(summary.AddsUp, string.Join(Environment.NewLine, summary.Problems));
+        Assert.Equal(0, summary.Upcast);
+        Assert.Equal(100, summary.ArrivedAsVersion2);
+        Assert.Empty(summary.UpcastCurrencies);
+    }
+
+    [Fact]
+    public void The_audit_fails_an_old_shop_order_that_arrives_in_another_currency_or_at_version_2()
+    {
+        // Two sold-out orders from the old shop, their effects right: only how they arrived is off.
+        Guid wrongCurrency = Guid.NewGuid(), wrongVersion = Guid.NewGuid();
+        var plan = new[] { wrongCurrency, wrongVersion }
+            .Select(id => new PlannedOrder(new OrderFlow.OrderPlaced(id, "customer-001", OrderPlan.SoldOutSku, 1, 10m, OrderPlan.ApprovedCard, "Lisbon", OrderPlacedV1.Currency), OrderState.OutOfStock, ByOldShop: true))
+            .ToList();
+        var board = new OrderBoard();
+        foreach (var planned in plan) board.Track(planned.Order.OrderId, planned.Expected);
+        board.RecordPlaced(wrongCurrency, writtenVersion: 1, currency: "EUR");
+        board.RecordPlaced(wrongVersion, writtenVersion: 2, currency: OrderPlacedV1.Currency);
+        foreach (var planned in plan) board.Record(planned.Order.OrderId, OrderFacts.OutOfStock);
+        var state = new ServiceState(
+            new Dictionary<string, long>(), new Dictionary<string, long>(),
+            plan.ToDictionary(p => p.Order.OrderId, p => new Reservation(p.Order.OrderId, p.Order.Sku, 1, ReservationStatus.Refused, 0)),
+            new Dictionary<Guid, OrderFlow.Payments.Charge>(), new Dictionary<Guid, OrderFlow.Shipping.Shipment>());
+
+        var summary = OrderFlowSummary.Audit(new OrderFlowSummary.Inputs(
+            new OrderFlowOptions(), "data", [], plan, plan.Count, Finished: true, TimeSpan.FromSeconds(1), board, state, [], []));
+
+        Assert.False(summary.AddsUp);
+        Assert.Equal(2, summary.Count(OrderState.OutOfStock)); // the states are right; the arrivals are not
+        Assert.Contains(summary.Problems, p => p.Contains("another currency", StringComparison.Ordinal) && p.Contains(wrongCurrency.ToString(), StringComparison.Ordinal));
+        Assert.Contains(summary.Problems, p => p.Contains("at a version their shop does not write", StringComparison.Ordinal) && p.Contains(wrongVersion.ToString(), StringComparison.Ordinal));
+        Assert.Contains(summary.Problems, p => p.StartsWith("1 orders arrived as OrderPlaced v1", StringComparison.Ordinal));
     }
 
     [Fact]
