@@ -7,8 +7,9 @@ namespace Herald.Bench;
 public sealed class BenchOptions
 {
     public const string Usage =
-        "usage: Herald.Bench <log-append|log-latency|log-read|raw-group-commit|pipeline|outbox|kafka-pipeline> [--count N] [--size BYTES] [--appenders A] " +
-        "[--batch B] [--window W] [--rate R] [--pace yield|burst] [--rounds K] [--warmup W] [--keys K] [--partitions P] [--store sqlite|postgres] [--bootstrap HOST:PORT] [--dir PATH]";
+        "usage: Herald.Bench <log-append|log-latency|log-read|raw-group-commit|pipeline|outbox|kafka-pipeline|serde> [--count N] [--size BYTES] [--appenders A] " +
+        "[--batch B] [--window W] [--rate R] [--pace yield|burst] [--rounds K] [--warmup W] [--keys K] [--partitions P] [--store sqlite|postgres] [--bootstrap HOST:PORT] [--dir PATH]\n" +
+        "       Herald.Bench serde [BenchmarkDotNet arguments: --filter PATTERN, --job short, ...]";
 
     public required string Scenario { get; init; }
     public long? Count { get; private set; }

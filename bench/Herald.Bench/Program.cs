@@ -5,8 +5,13 @@
 // pipeline (publish -> durable embedded transport -> handler, end to end), and outbox (the
 // transactional outbox's relay from SQLite or PostgreSQL to the embedded log), and kafka-pipeline
 // (the pipeline on the Kafka transport: librdkafka's mock cluster, or --bootstrap HOST:PORT).
+// serde runs BenchmarkDotNet's suite of serializers (Herald's and Confluent's, to the Confluent wire
+// format and back); the arguments after it are BenchmarkDotNet's: serde [--filter PATTERN] [--job short].
 using Herald.Bench;
 using Herald.Bench.Scenarios;
+using Herald.Bench.Serde;
+
+if (args.Length > 0 && args[0] == "serde") return SerdeBenchmarks.Run(args[1..]);
 
 BenchOptions options;
 try
