@@ -20,6 +20,10 @@ public sealed class AvroCodec<T>
     private readonly ConcurrentDictionary<int, GenericDatumReader<object>> _readers = new();
     private readonly int _maxSize;
 
+    /// <summary>One spare scratch stream; a call that finds it taken (another thread has it)
+    /// makes its own, and one of them is kept afterwards.</summary>
+    private Scratch? _spare;
+
     public AvroCodec(Schema schema, int maxSize = ConfluentWireFormat.DefaultMaxSize)
     {
         ArgumentNullException.ThrowIfNull(schema);
@@ -36,12 +40,23 @@ public sealed class AvroCodec<T>
     {
         ArgumentNullException.ThrowIfNull(output);
         var datum = AvroObjectMapper.ToAvro(value, Schema, (Schema as NamedSchema)?.Name ?? typeof(T).Name);
-        using var stream = new MemoryStream();
-        _writer.Write(datum!, new BinaryEncoder(stream));
-        if (stream.Length + ConfluentWireFormat.HeaderSize > _maxSize)
-            throw new SchemaWireFormatException($"an encoded {typeof(T).Name} of {stream.Length + ConfluentWireFormat.HeaderSize} bytes is over the limit of {_maxSize} bytes", _maxSize);
-        ConfluentWireFormat.WriteHeader(output, schemaId);
-        output.Write(stream.GetBuffer().AsSpan(0, (int)stream.Length));
+        // Encoded into a reused pooled buffer, not a new MemoryStream per record (bench serde:
+        // Herald_avro_serialize), and copied to the output only once its size is known to be
+        // within the limit, so that a record over it leaves the output untouched.
+        var scratch = Take();
+        try
+        {
+            scratch.Clear();
+            _writer.Write(datum!, scratch.Encoder);
+            if (scratch.Length + ConfluentWireFormat.HeaderSize > _maxSize)
+                throw new SchemaWireFormatException($"an encoded {typeof(T).Name} of {scratch.Length + ConfluentWireFormat.HeaderSize} bytes is over the limit of {_maxSize} bytes", _maxSize);
+            ConfluentWireFormat.WriteHeader(output, schemaId);
+            output.Write(scratch.Written);
+        }
+        finally
+        {
+            Return(scratch);
+        }
     }
 
     /// <summary>Reads a record written with the schema its id names.</summary>
@@ -55,18 +70,148 @@ public sealed class AvroCodec<T>
             var written = writerSchema(i) ?? throw new SchemaWireFormatException($"bytes 1-4: schema id {i} is not known to the registry", 1);
             return new GenericDatumReader<object>(written, Schema);
         });
-        using var stream = new MemoryStream(data[ConfluentWireFormat.HeaderSize..].ToArray(), writable: false);
+        // The payload is read from a reused pooled buffer, not from a new array and MemoryStream
+        // per record (bench serde: Herald_avro_deserialize); Apache.Avro's decoder reads a Stream.
+        var scratch = Take();
         object datum;
         try
         {
-            datum = reader.Read(null!, new BinaryDecoder(stream));
+            scratch.Load(data[ConfluentWireFormat.HeaderSize..]);
+            try
+            {
+                datum = reader.Read(null!, scratch.Decoder);
+            }
+            catch (Exception e) when (e is EndOfStreamException or AvroException or InvalidOperationException or IndexOutOfRangeException or ArgumentOutOfRangeException or OverflowException)
+            {
+                throw new SchemaWireFormatException($"byte {ConfluentWireFormat.HeaderSize + scratch.Position}: the Avro payload (schema id {id}) cannot be read: {e.Message}", ConfluentWireFormat.HeaderSize + scratch.Position, e);
+            }
+            if (scratch.Position != scratch.Length)
+                throw new SchemaWireFormatException($"byte {ConfluentWireFormat.HeaderSize + scratch.Position}: {scratch.Length - scratch.Position} bytes left after the Avro record (schema id {id})", ConfluentWireFormat.HeaderSize + scratch.Position);
         }
-        catch (Exception e) when (e is EndOfStreamException or AvroException or InvalidOperationException or IndexOutOfRangeException or ArgumentOutOfRangeException or OverflowException)
+        finally
         {
-            throw new SchemaWireFormatException($"byte {ConfluentWireFormat.HeaderSize + stream.Position}: the Avro payload (schema id {id}) cannot be read: {e.Message}", ConfluentWireFormat.HeaderSize + stream.Position, e);
+            Return(scratch);
         }
-        if (stream.Position != stream.Length)
-            throw new SchemaWireFormatException($"byte {ConfluentWireFormat.HeaderSize + stream.Position}: {stream.Length - stream.Position} bytes left after the Avro record (schema id {id})", ConfluentWireFormat.HeaderSize + stream.Position);
         return (T)AvroObjectMapper.FromAvro(datum, typeof(T), typeof(T).Name)!;
+    }
+
+    private Scratch Take() => Interlocked.Exchange(ref _spare, null) ?? new Scratch();
+
+    private void Return(Scratch scratch)
+    {
+        scratch.Trim();
+        if (Interlocked.CompareExchange(ref _spare, scratch, null) is not null) scratch.Release();
+    }
+
+    /// <summary>A growable byte buffer rented from <see cref="ArrayPool{T}.Shared"/>, written by an
+    /// Avro encoder or read by a decoder, for one call at a time.</summary>
+    private sealed class Scratch : Stream
+    {
+        /// <summary>A buffer grown past this (a large record) goes back to the pool after the call.</summary>
+        private const int KeptSize = 64 * 1024;
+
+        private byte[] _buffer = [];
+        private int _length;
+        private int _position;
+
+        public Scratch()
+        {
+            Encoder = new BinaryEncoder(this);
+            Decoder = new BinaryDecoder(this);
+        }
+
+        public BinaryEncoder Encoder { get; }
+
+        public BinaryDecoder Decoder { get; }
+
+        public ReadOnlySpan<byte> Written => _buffer.AsSpan(0, _length);
+
+        public override bool CanRead => true;
+        public override bool CanSeek => true;
+        public override bool CanWrite => true;
+        public override long Length => _length;
+
+        /// <summary>As in a MemoryStream, it may be set past the end (a skip over more bytes than
+        /// are left), and then nothing more is read.</summary>
+        public override long Position
+        {
+            get => _position;
+            set => _position = value is >= 0 and <= int.MaxValue ? (int)value : throw new IOException($"position {value} is outside the record");
+        }
+
+        public void Clear() => _length = _position = 0;
+
+        public void Load(ReadOnlySpan<byte> data)
+        {
+            Clear();
+            Reserve(data.Length);
+            data.CopyTo(_buffer);
+            _length = data.Length;
+        }
+
+        public void Trim()
+        {
+            Clear();
+            if (_buffer.Length > KeptSize) Release();
+        }
+
+        public void Release()
+        {
+            if (_buffer.Length > 0) ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = [];
+        }
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            Reserve(_length + buffer.Length);
+            buffer.CopyTo(_buffer.AsSpan(_length));
+            _length += buffer.Length;
+        }
+
+        public override void WriteByte(byte value)
+        {
+            Reserve(_length + 1);
+            _buffer[_length++] = value;
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            var n = Math.Max(0, Math.Min(buffer.Length, _length - _position));
+            _buffer.AsSpan(_position, n).CopyTo(buffer);
+            _position += n;
+            return n;
+        }
+
+        public override int ReadByte() => _position < _length ? _buffer[_position++] : -1;
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin)
+        {
+            Position = origin switch
+            {
+                SeekOrigin.Begin => offset,
+                SeekOrigin.Current => _position + offset,
+                _ => _length + offset,
+            };
+            return _position;
+        }
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        private void Reserve(int size)
+        {
+            if (size <= _buffer.Length) return;
+            var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(size, Math.Max(256, _buffer.Length * 2)));
+            _buffer.AsSpan(0, _length).CopyTo(bigger);
+            Release();
+            _buffer = bigger;
+        }
     }
 }
