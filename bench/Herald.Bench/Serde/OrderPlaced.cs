@@ -45,4 +45,10 @@ public sealed record OrderPlaced(
         (OrderId, CustomerId, Currency, ItemCount, Total, PlacedAt, Status, CouponCode) ==
         (other.OrderId, other.CustomerId, other.Currency, other.ItemCount, other.Total, other.PlacedAt, other.Status, other.CouponCode)
         && Lines.SequenceEqual(other.Lines);
+
+    /// <summary>Throws unless <paramref name="back"/>, read back by <paramref name="reader"/>, is this order.</summary>
+    public void CheckRoundTrip(OrderPlaced back, string reader)
+    {
+        if (!SameAs(back)) throw new InvalidOperationException($"{reader}: the order read back differs: {back}");
+    }
 }

@@ -18,7 +18,7 @@ public static class SerdeBenchmarks
             .AddColumn(StatisticColumn.OperationsPerSecond)
             .WithArtifactsPath(Path.Combine(AppContext.BaseDirectory, "BenchmarkDotNet.Artifacts"))
             .WithOptions(ConfigOptions.JoinSummary);
-        var summaries = BenchmarkSwitcher.FromTypes([typeof(AvroSerde)]).Run(args, config);
+        var summaries = BenchmarkSwitcher.FromTypes([typeof(AvroSerde), typeof(JsonSerde)]).Run(args, config);
         return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
     }
 }
