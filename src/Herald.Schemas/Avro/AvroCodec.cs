@@ -65,11 +65,7 @@ public sealed class AvroCodec<T>
     {
         ArgumentNullException.ThrowIfNull(writerSchema);
         var id = ConfluentWireFormat.ReadSchemaId(data, _maxSize);
-        var reader = _readers.TryGetValue(id, out var cached) ? cached : _readers.GetOrAdd(id, i =>
-        {
-            var written = writerSchema(i) ?? throw new SchemaWireFormatException($"bytes 1-4: schema id {i} is not known to the registry", 1);
-            return new GenericDatumReader<object>(written, Schema);
-        });
+        var reader = _readers.TryGetValue(id, out var cached) ? cached : Reader(id, writerSchema);
         // The payload is read from a reused pooled buffer, not from a new array and MemoryStream
         // per record (bench serde: Herald_avro_deserialize); Apache.Avro's decoder reads a Stream.
         var scratch = Take();
@@ -94,6 +90,14 @@ public sealed class AvroCodec<T>
         }
         return (T)AvroObjectMapper.FromAvro(datum, typeof(T), typeof(T).Name)!;
     }
+
+    /// <summary>The reader of a new id; apart from <see cref="Read"/>, whose every call would
+    /// otherwise allocate the closure this lambda needs.</summary>
+    private GenericDatumReader<object> Reader(int id, Func<int, Schema?> writerSchema) => _readers.GetOrAdd(id, static (i, state) =>
+    {
+        var written = state.writerSchema(i) ?? throw new SchemaWireFormatException($"bytes 1-4: schema id {i} is not known to the registry", 1);
+        return new GenericDatumReader<object>(written, state.Schema);
+    }, (writerSchema, Schema));
 
     private Scratch Take() => Interlocked.Exchange(ref _spare, null) ?? new Scratch();
 

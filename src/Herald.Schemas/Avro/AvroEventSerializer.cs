@@ -21,8 +21,12 @@ public sealed class AvroEventSerializerOptions : SchemaSerializerOptions;
 public sealed class AvroEventSerializer : ITopicEventSerializer
 {
     private readonly AvroEventSerializerOptions _options;
-    private readonly ConcurrentDictionary<Type, object> _codecs = new();
+    /// <summary>Per type, a <see cref="Typed{T}"/>.</summary>
+    private readonly ConcurrentDictionary<Type, object> _types = new();
     private readonly SubjectSchemas<global::Avro.Schema> _schemas;
+
+    /// <summary><see cref="SubjectSchemas{T}.WriterSchema"/> as a delegate made once, not per record.</summary>
+    private readonly Func<int, global::Avro.Schema?> _writerSchema;
 
     public AvroEventSerializer(ISchemaRegistry registry, AvroEventSerializerOptions? options = null)
     {
@@ -31,18 +35,26 @@ public sealed class AvroEventSerializer : ITopicEventSerializer
         _options.Validate();
         _schemas = new SubjectSchemas<global::Avro.Schema>(registry, _options, EmbeddedSchemaRegistry.Avro,
             (id, stored, referenced) => SchemaReferences.ParseAvro(stored.Schema, stored.References, referenced, $"schema {id}"));
+        _writerSchema = _schemas.WriterSchema;
     }
 
     public string ContentType => "application/avro";
 
-    private AvroCodec<T> Codec<T>() => (AvroCodec<T>)_codecs.GetOrAdd(typeof(T), t =>
-        new AvroCodec<T>(Compatibility.SchemaCompatibility.ParseAvro(_options.Schemas.TryGetValue(t, out var given) ? given : AvroSchemaGenerator.For(t), $"the schema of {t.Name}"), _options.MaxSize));
+    /// <summary>A type's codec, with its schema's full name and text for the registry: found once
+    /// per type, since the schema's text is written out anew by each ToString (bench serde:
+    /// Herald_avro_serialize allocated more for that than for the record).</summary>
+    private sealed record Typed<T>(AvroCodec<T> Codec, string RecordName, string SchemaText);
+
+    private Typed<T> Of<T>() => _types.TryGetValue(typeof(T), out var known) ? (Typed<T>)known : (Typed<T>)_types.GetOrAdd(typeof(T), static (t, options) =>
+    {
+        var codec = new AvroCodec<T>(Compatibility.SchemaCompatibility.ParseAvro(options.Schemas.TryGetValue(t, out var given) ? given : AvroSchemaGenerator.For(t), $"the schema of {t.Name}"), options.MaxSize);
+        return new Typed<T>(codec, (codec.Schema as global::Avro.NamedSchema)?.Fullname ?? t.FullName!, codec.Schema.ToString());
+    }, _options);
 
     public void Serialize<T>(T value, string topic, IBufferWriter<byte> output)
     {
-        var codec = Codec<T>();
-        var id = _schemas.IdOf(typeof(T), topic, (codec.Schema as global::Avro.NamedSchema)?.Fullname ?? typeof(T).FullName!, codec.Schema.ToString());
-        codec.Write(value, id, output);
+        var typed = Of<T>();
+        typed.Codec.Write(value, _schemas.IdOf(typeof(T), topic, typed.RecordName, typed.SchemaText), output);
     }
 
     /// <summary>Without a topic only the record-name strategy can name the subject.</summary>
@@ -52,5 +64,5 @@ public sealed class AvroEventSerializer : ITopicEventSerializer
         Serialize(value, "", output);
     }
 
-    public T Deserialize<T>(ReadOnlySpan<byte> data) => Codec<T>().Read(data, _schemas.WriterSchema);
+    public T Deserialize<T>(ReadOnlySpan<byte> data) => Of<T>().Codec.Read(data, _writerSchema);
 }
