@@ -93,8 +93,10 @@ public sealed class JsonSchemaEventSerializer : ITopicEventSerializer
         }
     }
 
-    /// <summary>The type's schema text and title, generated or given, checked to be a JSON Schema.</summary>
-    private (string Title, string Schema) SchemaOf(Type type) => _typeSchemas.GetOrAdd(type, t =>
+    /// <summary>The type's schema text and title, generated or given, checked to be a JSON Schema.
+    /// Looked up before the factory is made: a lambda that uses this serializer's fields is a new
+    /// delegate on every call (bench serde: Herald_json_serialize).</summary>
+    private (string Title, string Schema) SchemaOf(Type type) => _typeSchemas.TryGetValue(type, out var known) ? known : _typeSchemas.GetOrAdd(type, t =>
     {
         if (!_options.Schemas.TryGetValue(t, out var given))
             return (t.Name, JsonSchemaGenerator.For(t, _json.Options));
