@@ -39,13 +39,13 @@ public sealed class AvroCodec<T>
     public void Write(T value, int schemaId, IBufferWriter<byte> output)
     {
         ArgumentNullException.ThrowIfNull(output);
-        var datum = AvroObjectMapper.ToAvro(value, Schema, (Schema as NamedSchema)?.Name ?? typeof(T).Name);
         // Encoded into a reused pooled buffer, not a new MemoryStream per record (bench serde:
         // Herald_avro_serialize), and copied to the output only once its size is known to be
         // within the limit, so that a record over it leaves the output untouched.
         var scratch = Take();
         try
         {
+            var datum = AvroObjectMapper.ToAvro(value, Schema, scratch.Path.Start((Schema as NamedSchema)?.Name ?? typeof(T).Name));
             scratch.Clear();
             _writer.Write(datum!, scratch.Encoder);
             if (scratch.Length + ConfluentWireFormat.HeaderSize > _maxSize)
@@ -69,9 +69,9 @@ public sealed class AvroCodec<T>
         // The payload is read from a reused pooled buffer, not from a new array and MemoryStream
         // per record (bench serde: Herald_avro_deserialize); Apache.Avro's decoder reads a Stream.
         var scratch = Take();
-        object datum;
         try
         {
+            object datum;
             scratch.Load(data[ConfluentWireFormat.HeaderSize..]);
             try
             {
@@ -83,12 +83,12 @@ public sealed class AvroCodec<T>
             }
             if (scratch.Position != scratch.Length)
                 throw new SchemaWireFormatException($"byte {ConfluentWireFormat.HeaderSize + scratch.Position}: {scratch.Length - scratch.Position} bytes left after the Avro record (schema id {id})", ConfluentWireFormat.HeaderSize + scratch.Position);
+            return (T)AvroObjectMapper.FromAvro(datum, typeof(T), scratch.Path.Start(typeof(T).Name))!;
         }
         finally
         {
             Return(scratch);
         }
-        return (T)AvroObjectMapper.FromAvro(datum, typeof(T), typeof(T).Name)!;
     }
 
     /// <summary>The reader of a new id; apart from <see cref="Read"/>, whose every call would
@@ -108,7 +108,7 @@ public sealed class AvroCodec<T>
     }
 
     /// <summary>A growable byte buffer rented from <see cref="ArrayPool{T}.Shared"/>, written by an
-    /// Avro encoder or read by a decoder, for one call at a time.</summary>
+    /// Avro encoder or read by a decoder, and the object mapper's path, for one call at a time.</summary>
     private sealed class Scratch : Stream
     {
         /// <summary>A buffer grown past this (a large record) goes back to the pool after the call.</summary>
@@ -127,6 +127,9 @@ public sealed class AvroCodec<T>
         public BinaryEncoder Encoder { get; }
 
         public BinaryDecoder Decoder { get; }
+
+        /// <summary>The object mapper's path, for its error messages.</summary>
+        public MapperPath Path { get; } = new();
 
         public ReadOnlySpan<byte> Written => _buffer.AsSpan(0, _length);
 

@@ -13,34 +13,34 @@ namespace Herald.Schemas.Avro;
 /// parameters (primary constructors, matched by name) and the remaining settable properties.</summary>
 internal static class AvroObjectMapper
 {
-    public static object? ToAvro(object? value, Schema schema, string path)
+    /// <param name="path">Where <paramref name="value"/> is, for error messages; a reused one
+    /// spares a string per field per record.</param>
+    public static object? ToAvro(object? value, Schema schema, MapperPath path)
     {
         switch (schema)
         {
             case UnionSchema union:
                 if (value is null)
                 {
-                    if (union.Schemas.Any(s => s.Tag == Schema.Type.Null)) return null;
+                    if (Branch(union, null) is not null) return null;
                     throw new AvroException($"{path}: null, and the union {union} has no null branch");
                 }
-                var branch = union.Schemas.FirstOrDefault(s => s.Tag != Schema.Type.Null && Fits(value, s))
-                    ?? union.Schemas.FirstOrDefault(s => s.Tag != Schema.Type.Null)
-                    ?? throw new AvroException($"{path}: a value, and the union has only null");
+                var branch = Branch(union, value) ?? throw new AvroException($"{path}: a value, and the union has only null");
                 return ToAvro(value, branch, path);
             case RecordSchema record:
                 if (value is null) throw new AvroException($"{path}: null where record {record.Name} is required");
                 var generic = new GenericRecord(record);
-                var properties = Properties(value.GetType());
+                var properties = Shape(value.GetType()).Properties;
                 foreach (var field in record.Fields)
                 {
-                    var fieldPath = path + "." + field.Name;
+                    path.Field(field.Name);
                     if (!properties.TryGetValue(field.Name, out var property))
                     {
-                        if (field.DefaultValue is null) throw new AvroException($"{fieldPath}: {value.GetType()} has no property for this field, and the field has no default");
-                        generic.Add(field.Name, DefaultDatum(field, fieldPath));
-                        continue;
+                        if (field.DefaultValue is null) throw new AvroException($"{path}: {value.GetType()} has no property for this field, and the field has no default");
+                        generic.Add(field.Name, DefaultDatum(field, path));
                     }
-                    generic.Add(field.Name, ToAvro(property.GetValue(value), field.Schema, fieldPath));
+                    else generic.Add(field.Name, ToAvro(property.GetValue(value), field.Schema, path));
+                    path.Pop();
                 }
                 return generic;
             case EnumSchema enumSchema:
@@ -48,12 +48,35 @@ internal static class AvroObjectMapper
                 return new GenericEnum(enumSchema, value.ToString()!);
             case ArraySchema array:
                 if (value is not IEnumerable items) throw new AvroException($"{path}: {value?.GetType().ToString() ?? "null"} where an array is required");
-                return items.Cast<object?>().Select((item, i) => ToAvro(item, array.ItemSchema, $"{path}[{i}]")).ToArray();
+                if (items is IList list)
+                {
+                    var converted = new object?[list.Count];
+                    for (var i = 0; i < converted.Length; i++)
+                    {
+                        path.Index(i);
+                        converted[i] = ToAvro(list[i], array.ItemSchema, path);
+                        path.Pop();
+                    }
+                    return converted;
+                }
+                var some = new List<object?>();
+                foreach (var item in items)
+                {
+                    path.Index(some.Count);
+                    some.Add(ToAvro(item, array.ItemSchema, path));
+                    path.Pop();
+                }
+                return some.ToArray();
             case MapSchema map:
                 if (value is not IDictionary dictionary) throw new AvroException($"{path}: {value?.GetType().ToString() ?? "null"} where a map is required");
-                var converted = new Dictionary<string, object?>(dictionary.Count, StringComparer.Ordinal);
-                foreach (DictionaryEntry entry in dictionary) converted[(string)entry.Key] = ToAvro(entry.Value, map.ValueSchema, $"{path}{{{entry.Key}}}");
-                return converted;
+                var entries = new Dictionary<string, object?>(dictionary.Count, StringComparer.Ordinal);
+                foreach (DictionaryEntry entry in dictionary)
+                {
+                    path.Key((string)entry.Key);
+                    entries[(string)entry.Key] = ToAvro(entry.Value, map.ValueSchema, path);
+                    path.Pop();
+                }
+                return entries;
             case LogicalSchema logical:
                 return logical.LogicalTypeName switch
                 {
@@ -83,7 +106,7 @@ internal static class AvroObjectMapper
 
     /// <summary>A decimal at the schema's scale (Apache.Avro writes only that scale); one with more
     /// digits after the point than the scale allows is an error, not rounded.</summary>
-    private static AvroDecimal Decimal(decimal value, LogicalSchema schema, string path)
+    private static AvroDecimal Decimal(decimal value, LogicalSchema schema, MapperPath path)
     {
         var scale = int.TryParse(schema.GetProperty("scale"), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var s) ? s : 0;
         var bits = decimal.GetBits(value);
@@ -99,6 +122,25 @@ internal static class AvroObjectMapper
             unscaled = quotient;
         }
         return new AvroDecimal(unscaled, scale);
+    }
+
+    /// <summary>The branch a value is written as: for null the null branch, otherwise the first
+    /// that fits it, or else the first that is not null; null when there is none.</summary>
+    private static Schema? Branch(UnionSchema union, object? value)
+    {
+        Schema? fallback = null;
+        foreach (var branch in union.Schemas)
+        {
+            if (branch.Tag == Schema.Type.Null)
+            {
+                if (value is null) return branch;
+                continue;
+            }
+            if (value is null) continue;
+            if (Fits(value, branch)) return branch;
+            fallback ??= branch;
+        }
+        return fallback;
     }
 
     /// <summary>Whether a value belongs to a union's branch (the first that fits is written).</summary>
@@ -119,7 +161,7 @@ internal static class AvroObjectMapper
     };
 
     /// <summary>A field's default (from the schema) as generic data, for a field the object lacks.</summary>
-    private static object? DefaultDatum(Field field, string path)
+    private static object? DefaultDatum(Field field, MapperPath path)
     {
         var token = field.DefaultValue;
         var schema = field.Schema is UnionSchema union ? union.Schemas[0] : field.Schema;
@@ -140,7 +182,7 @@ internal static class AvroObjectMapper
         };
     }
 
-    public static object? FromAvro(object? datum, Type type, string path)
+    public static object? FromAvro(object? datum, Type type, MapperPath path)
     {
         if (datum is null)
         {
@@ -165,23 +207,32 @@ internal static class AvroObjectMapper
             case TimeSpan span when target == typeof(TimeOnly):
                 return TimeOnly.FromTimeSpan(span);
             case IDictionary dictionary when target != typeof(string):
-                var valueType = target.IsGenericType ? target.GetGenericArguments()[^1] : typeof(object);
-                var map = (IDictionary)Activator.CreateInstance(typeof(Dictionary<,>).MakeGenericType(typeof(string), valueType))!;
-                foreach (DictionaryEntry entry in dictionary) map[(string)entry.Key] = FromAvro(entry.Value, valueType, $"{path}{{{entry.Key}}}");
+                var (valueType, mapType) = MapOf(target);
+                var map = (IDictionary)Activator.CreateInstance(mapType)!;
+                foreach (DictionaryEntry entry in dictionary)
+                {
+                    path.Key((string)entry.Key);
+                    map[(string)entry.Key] = FromAvro(entry.Value, valueType, path);
+                    path.Pop();
+                }
                 return map;
             case IEnumerable items when datum is not string and not byte[]:
-                var elementType = target.IsArray ? target.GetElementType()! : target.IsGenericType ? target.GetGenericArguments()[0] : typeof(object);
-                var list = (IList)Activator.CreateInstance(typeof(List<>).MakeGenericType(elementType))!;
+                var shape = ListOf(target);
+                var list = (IList)Activator.CreateInstance(shape.List)!;
                 var i = 0;
-                foreach (var item in items) list.Add(FromAvro(item, elementType, $"{path}[{i++}]"));
+                foreach (var item in items)
+                {
+                    path.Index(i++);
+                    list.Add(FromAvro(item, shape.Element, path));
+                    path.Pop();
+                }
                 if (target.IsArray)
                 {
-                    var array = Array.CreateInstance(elementType, list.Count);
+                    var array = Array.CreateInstance(shape.Element, list.Count);
                     list.CopyTo(array, 0);
                     return array;
                 }
-                if (target.IsGenericType && target.GetGenericTypeDefinition() is var definition && (definition == typeof(HashSet<>) || definition == typeof(ISet<>) || definition == typeof(IReadOnlySet<>)))
-                    return Activator.CreateInstance(typeof(HashSet<>).MakeGenericType(elementType), list);
+                if (shape.Set is { } set) return Activator.CreateInstance(set, list);
                 return list;
             case byte[] bytes when target == typeof(ReadOnlyMemory<byte>):
                 return new ReadOnlyMemory<byte>(bytes);
@@ -196,21 +247,20 @@ internal static class AvroObjectMapper
         }
     }
 
-    private static object Construct(GenericRecord record, Type type, string path)
+    private static object Construct(GenericRecord record, Type type, MapperPath path)
     {
-        var properties = Properties(type);
-        var (constructor, parameters) = Constructors.GetOrAdd(type, static t =>
-            t.GetConstructors().OrderByDescending(c => c.GetParameters().Length).Select(c => (c, c.GetParameters())).FirstOrDefault());
-        if (constructor is null) throw new AvroException($"{path}: {type} has no public constructor");
+        var shape = Shape(type);
+        if (shape.Constructor is not { } constructor) throw new AvroException($"{path}: {type} has no public constructor");
+        var parameters = shape.Parameters;
         var arguments = new object?[parameters.Length];
-        var taken = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < parameters.Length; i++)
         {
-            var name = JsonNamingPolicy.CamelCase.ConvertName(parameters[i].Name!);
+            var name = shape.ParameterFields[i];
             if (record.TryGetValue(name, out var value))
             {
-                arguments[i] = FromAvro(value, parameters[i].ParameterType, path + "." + name);
-                taken.Add(name);
+                path.Field(name);
+                arguments[i] = FromAvro(value, parameters[i].ParameterType, path);
+                path.Pop();
             }
             else if (parameters[i].HasDefaultValue) arguments[i] = parameters[i].DefaultValue;
             else arguments[i] = parameters[i].ParameterType.IsValueType ? Activator.CreateInstance(parameters[i].ParameterType) : null;
@@ -218,19 +268,62 @@ internal static class AvroObjectMapper
         var instance = constructor.Invoke(arguments);
         foreach (var field in record.Schema.Fields)
         {
-            if (taken.Contains(field.Name) || !properties.TryGetValue(field.Name, out var property) || property.SetMethod is null) continue;
-            if (record.TryGetValue(field.Name, out var value)) property.SetValue(instance, FromAvro(value, property.PropertyType, path + "." + field.Name));
+            // A field of the record named by a parameter was passed to the constructor above.
+            if (shape.ParameterFieldSet.Contains(field.Name) || !shape.Properties.TryGetValue(field.Name, out var property) || property.SetMethod is null) continue;
+            if (record.TryGetValue(field.Name, out var value))
+            {
+                path.Field(field.Name);
+                property.SetValue(instance, FromAvro(value, property.PropertyType, path));
+                path.Pop();
+            }
         }
         return instance;
     }
 
-    private static readonly ConcurrentDictionary<Type, Dictionary<string, PropertyInfo>> PropertiesByType = new();
+    /// <summary>What the mapper needs of a class, found once per type (bench serde: per record,
+    /// the parameters' field names and the set of those taken cost more than the decoding).</summary>
+    private sealed record TypeShape(
+        Dictionary<string, PropertyInfo> Properties,
+        ConstructorInfo? Constructor,
+        ParameterInfo[] Parameters,
+        string[] ParameterFields,
+        HashSet<string> ParameterFieldSet);
 
-    /// <summary>Per type, the constructor objects are made with (the most parameters) and its parameters.</summary>
-    private static readonly ConcurrentDictionary<Type, (ConstructorInfo? Constructor, ParameterInfo[] Parameters)> Constructors = new();
+    /// <summary>The concrete types an array is read into for a target type, found once per type.</summary>
+    private sealed record ListShape(Type Element, Type List, Type? Set);
 
-    private static Dictionary<string, PropertyInfo> Properties(Type type) => PropertiesByType.GetOrAdd(type, static t =>
-        t.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+    private static readonly ConcurrentDictionary<Type, TypeShape> Shapes = new();
+
+    private static readonly ConcurrentDictionary<Type, ListShape> Lists = new();
+
+    private static readonly ConcurrentDictionary<Type, (Type Value, Type Map)> Maps = new();
+
+    /// <summary>Per type: the readable properties by field name, and the constructor objects are
+    /// made with (the most parameters) with its parameters' field names.</summary>
+    private static TypeShape Shape(Type type) => Shapes.GetOrAdd(type, static t =>
+    {
+        var properties = t.GetProperties(BindingFlags.Public | BindingFlags.Instance)
             .Where(p => p.CanRead && p.GetIndexParameters().Length == 0)
-            .ToDictionary(p => JsonNamingPolicy.CamelCase.ConvertName(p.Name), StringComparer.Ordinal));
+            .ToDictionary(p => JsonNamingPolicy.CamelCase.ConvertName(p.Name), StringComparer.Ordinal);
+        var constructor = t.GetConstructors().OrderByDescending(c => c.GetParameters().Length).FirstOrDefault();
+        var parameters = constructor?.GetParameters() ?? [];
+        var fields = parameters.Select(p => JsonNamingPolicy.CamelCase.ConvertName(p.Name!)).ToArray();
+        return new TypeShape(properties, constructor, parameters, fields, new HashSet<string>(fields, StringComparer.Ordinal));
+    });
+
+    private static ListShape ListOf(Type target) => Lists.GetOrAdd(target, static t =>
+    {
+        var element = t.IsArray ? t.GetElementType()! : t.IsGenericType ? t.GetGenericArguments()[0] : typeof(object);
+        var definition = t.IsGenericType ? t.GetGenericTypeDefinition() : null;
+        var set = definition is not null && (definition == typeof(HashSet<>) || definition == typeof(ISet<>) || definition == typeof(IReadOnlySet<>))
+            ? typeof(HashSet<>).MakeGenericType(element)
+            : null;
+        return new ListShape(element, typeof(List<>).MakeGenericType(element), set);
+    });
+
+    private static (Type Value, Type Map) MapOf(Type target) => Maps.GetOrAdd(target, static t =>
+    {
+        var value = t.IsGenericType ? t.GetGenericArguments()[^1] : typeof(object);
+        return (value, typeof(Dictionary<,>).MakeGenericType(typeof(string), value));
+    });
 }
