@@ -16,8 +16,7 @@ public static class SerdeBenchmarks
         var config = ManualConfig.Create(DefaultConfig.Instance)
             .AddDiagnoser(MemoryDiagnoser.Default)
             .AddColumn(StatisticColumn.OperationsPerSecond)
-            .WithArtifactsPath(Path.Combine(AppContext.BaseDirectory, "BenchmarkDotNet.Artifacts"))
-            .WithOptions(ConfigOptions.JoinSummary);
+            .WithArtifactsPath(Path.Combine(AppContext.BaseDirectory, "BenchmarkDotNet.Artifacts"));
         var summaries = BenchmarkSwitcher.FromTypes([typeof(AvroSerde), typeof(JsonSerde)]).Run(args, config);
         return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
     }
