@@ -24,32 +24,17 @@ public sealed class ShippedDto
 /// other (Confluent's deserializer validating them against Herald's generated schema).</summary>
 public sealed class ConfluentJsonClientTests : IAsyncLifetime
 {
-    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("herald-registry-json-");
-    private EmbeddedSchemaRegistry _registry = null!;
-    private WebApplication _server = null!;
-    private CachedSchemaRegistryClient _client = null!;
 
     private static readonly NewtonsoftJsonSchemaGeneratorSettings CamelCase = new()
     {
         SerializerSettings = new JsonSerializerSettings { ContractResolver = new CamelCasePropertyNamesContractResolver() },
     };
 
-    public async Task InitializeAsync()
-    {
-        _registry = EmbeddedSchemaRegistry.Open(Path.Combine(_dir.FullName, "registry.db"));
-        _server = await SchemaRegistryApi.StartAsync(_registry, "http://127.0.0.1:0");
-        _client = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = _server.Urls.Single() });
-    }
+    private HttpRegistry _http = null!;
 
-    public async Task DisposeAsync()
-    {
-        _client.Dispose();
-        await _server.StopAsync();
-        await _server.DisposeAsync();
-        _registry.Dispose();
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        _dir.Delete(recursive: true);
-    }
+    public async Task InitializeAsync() => _http = await HttpRegistry.StartAsync("herald-registry-json-");
+
+    public async Task DisposeAsync() => await _http.DisposeAsync();
 
     private const string V1 = """{"type":"object","title":"Placed","properties":{"id":{"type":"string"},"amount":{"type":"number"}},"required":["id"],"additionalProperties":false}""";
     private const string V2 = """{"type":"object","title":"Placed","properties":{"id":{"type":"string"},"amount":{"type":"number"},"currency":{"type":"string"}},"required":["id"],"additionalProperties":false}""";
@@ -58,47 +43,47 @@ public sealed class ConfluentJsonClientTests : IAsyncLifetime
     [Fact]
     public async Task The_Confluent_client_registers_looks_up_and_checks_JSON_schemas()
     {
-        var id = await _client.RegisterSchemaAsync("placed-value", new Schema(V1, SchemaType.Json));
-        var byId = await _client.GetSchemaAsync(id);
+        var id = await _http.Client.RegisterSchemaAsync("placed-value", new Schema(V1, SchemaType.Json));
+        var byId = await _http.Client.GetSchemaAsync(id);
         Assert.Equal(SchemaType.Json, byId.SchemaType);
         Assert.Equal(V1, byId.SchemaString);
-        var looked = await _client.LookupSchemaAsync("placed-value", new Schema(V1, SchemaType.Json), ignoreDeletedSchemas: true);
+        var looked = await _http.Client.LookupSchemaAsync("placed-value", new Schema(V1, SchemaType.Json), ignoreDeletedSchemas: true);
         Assert.Equal((id, 1), (looked.Id, looked.Version));
         Assert.Equal(SchemaType.Json, looked.SchemaType);
 
-        Assert.True(await _client.IsCompatibleAsync("placed-value", new Schema(V2, SchemaType.Json)));
-        Assert.False(await _client.IsCompatibleAsync("placed-value", new Schema(Breaking, SchemaType.Json)));
-        var refused = await Assert.ThrowsAsync<Confluent.SchemaRegistry.SchemaRegistryException>(() => _client.RegisterSchemaAsync("placed-value", new Schema(Breaking, SchemaType.Json)));
+        Assert.True(await _http.Client.IsCompatibleAsync("placed-value", new Schema(V2, SchemaType.Json)));
+        Assert.False(await _http.Client.IsCompatibleAsync("placed-value", new Schema(Breaking, SchemaType.Json)));
+        var refused = await Assert.ThrowsAsync<Confluent.SchemaRegistry.SchemaRegistryException>(() => _http.Client.RegisterSchemaAsync("placed-value", new Schema(Breaking, SchemaType.Json)));
         Assert.Equal(409, refused.ErrorCode);
-        var id2 = await _client.RegisterSchemaAsync("placed-value", new Schema(V2, SchemaType.Json));
-        var latest = await _client.GetLatestSchemaAsync("placed-value");
+        var id2 = await _http.Client.RegisterSchemaAsync("placed-value", new Schema(V2, SchemaType.Json));
+        var latest = await _http.Client.GetLatestSchemaAsync("placed-value");
         Assert.Equal((id2, 2, SchemaType.Json), (latest.Id, latest.Version, latest.SchemaType));
 
         // An Avro subject refuses a JSON version: the types differ.
-        await _client.RegisterSchemaAsync("avro-value", new Schema("""{"type":"record","name":"Placed","fields":[]}""", SchemaType.Avro));
-        Assert.Equal(409, (await Assert.ThrowsAsync<Confluent.SchemaRegistry.SchemaRegistryException>(() => _client.RegisterSchemaAsync("avro-value", new Schema(V1, SchemaType.Json)))).ErrorCode);
+        await _http.Client.RegisterSchemaAsync("avro-value", new Schema("""{"type":"record","name":"Placed","fields":[]}""", SchemaType.Avro));
+        Assert.Equal(409, (await Assert.ThrowsAsync<Confluent.SchemaRegistry.SchemaRegistryException>(() => _http.Client.RegisterSchemaAsync("avro-value", new Schema(V1, SchemaType.Json)))).ErrorCode);
     }
 
     [Fact]
     public async Task Bytes_written_by_Confluents_JSON_serializer_are_read_by_Herald()
     {
-        var serializer = new JsonSerializer<ShippedDto>(_client, new JsonSerializerConfig { AutoRegisterSchemas = true }, CamelCase);
+        var serializer = new JsonSerializer<ShippedDto>(_http.Client, new JsonSerializerConfig { AutoRegisterSchemas = true }, CamelCase);
         var bytes = await serializer.SerializeAsync(new ShippedDto { OrderId = "o-1", Parcels = 3 }, new SerializationContext(MessageComponentType.Value, "confluent-shipping"));
-        var registered = await _registry.GetVersionAsync("confluent-shipping-value", -1);
+        var registered = await _http.Registry.GetVersionAsync("confluent-shipping-value", -1);
         Assert.Equal(EmbeddedSchemaRegistry.Json, registered.SchemaType);
 
-        var herald = new JsonSchemaEventSerializer(_registry);
+        var herald = new JsonSchemaEventSerializer(_http.Registry);
         Assert.Equal(new Shipped("o-1", 3), herald.Deserialize<Shipped>(bytes));
     }
 
     [Fact]
     public async Task Bytes_written_by_Herald_are_read_and_validated_by_Confluents_JSON_deserializer()
     {
-        var herald = new JsonSchemaEventSerializer(new HttpSchemaRegistry(_server.Urls.Single()));
+        var herald = new JsonSchemaEventSerializer(new HttpSchemaRegistry(_http.Server.Urls.Single()));
         var buffer = new ArrayBufferWriter<byte>();
         herald.Serialize(new Shipped("o-2", 4), "herald-shipping", buffer);
 
-        var deserializer = new JsonDeserializer<ShippedDto>(_client, new JsonDeserializerConfig { Validate = true }, CamelCase, null);
+        var deserializer = new JsonDeserializer<ShippedDto>(_http.Client, new JsonDeserializerConfig { Validate = true }, CamelCase, null);
         var read = await deserializer.DeserializeAsync(buffer.WrittenMemory, isNull: false, new SerializationContext(MessageComponentType.Value, "herald-shipping"));
         Assert.Equal(("o-2", 4), (read.OrderId, read.Parcels));
 
