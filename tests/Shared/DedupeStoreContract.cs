@@ -126,6 +126,7 @@ public abstract class DedupeStoreContract : IAsyncLifetime
     public async Task Concurrent_marks_of_one_key_yield_exactly_one_winner()
     {
         const int contenders = 16;
+        var store = Store; // made here: Store is made lazily, and contenders racing to make it would each get a store of their own
         for (int round = 0; round < 5; round++)
         {
             string key = "race-" + round;
@@ -136,7 +137,7 @@ public abstract class DedupeStoreContract : IAsyncLifetime
                 attempts[i] = Task.Run(async () =>
                 {
                     await start.Task;
-                    return await Store.TryMarkAsync(key, LongTtl);
+                    return await store.TryMarkAsync(key, LongTtl);
                 });
             }
 
