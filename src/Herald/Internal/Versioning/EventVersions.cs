@@ -24,6 +24,34 @@ internal sealed class EventVersions
     public VersionReader? Reader(int version) =>
         version >= Oldest && version < Current ? _readers[version - Oldest] : null;
 
+    /// <summary>The reader of a record of <paramref name="mapping"/>'s type whose <c>ce_dataversion</c>
+    /// (<paramref name="header"/>, absent for version 1) is not the current version's bytes: null
+    /// with <paramref name="unknown"/> null when it is the current version after all (say "03" for
+    /// 3); null with <paramref name="unknown"/> set when this consumer cannot read it (not a number,
+    /// newer than the current version, or older than the oldest upcaster). <paramref name="where"/>
+    /// names the record in the error.</summary>
+    public static VersionReader? ReaderOf(EventMapping mapping, ReadOnlyMemory<byte>? header, string where, out UnknownEventVersionException? unknown)
+    {
+        unknown = null;
+        var version = 1;
+        if (header is { } h && (!System.Buffers.Text.Utf8Parser.TryParse(h.Span, out version, out var used) || used != h.Length || version < 1))
+        {
+            unknown = new UnknownEventVersionException($"{mapping.Name} at {where} has {HeaderNames.DataVersion} '{System.Text.Encoding.UTF8.GetString(h.Span)}', which is not a version (1, 2, 3, …)");
+            return null;
+        }
+        if (version == mapping.Version) return null;
+        if (version > mapping.Version)
+        {
+            unknown = new UnknownEventVersionException($"{mapping.Name} at {where} is version {version}, newer than version {mapping.Version}, the newest this consumer knows: upgrade the consumer (register version {version}) and replay it");
+            return null;
+        }
+        if (mapping.Versions?.Reader(version) is { } reader) return reader;
+        unknown = new UnknownEventVersionException(mapping.Versions is { Oldest: var oldest } && oldest < mapping.Version
+            ? $"{mapping.Name} at {where} is version {version}, and no type is registered for it: the oldest upcaster of {mapping.Name} reads version {oldest}"
+            : $"{mapping.Name} at {where} is version {version}, and no type is registered for it: {mapping.Name} has no upcasters to its current version {mapping.Version}");
+        return null;
+    }
+
     /// <summary>Checks the chain of <paramref name="eventType"/> and composes it: every step from
     /// version 1 or more, each from a distinct version older than <paramref name="current"/>, no
     /// version missing between the oldest step and the current version, and each step returning the
