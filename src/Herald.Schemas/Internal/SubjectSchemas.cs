@@ -16,17 +16,24 @@ internal sealed class SubjectSchemas<TWriterSchema>(ISchemaRegistry registry, Sc
     /// <summary>The id of <paramref name="type"/>'s schema (<paramref name="schema"/>, named
     /// <paramref name="recordName"/>) for <paramref name="topic"/>.</summary>
     public int IdOf(Type type, string topic, string recordName, string schema) =>
-        _ids.TryGetValue((type, topic), out var known) ? known : _ids.GetOrAdd((type, topic), _ => Register(topic, recordName, schema));
+        _ids.TryGetValue((type, topic), out var known) ? known : FirstIdOf(type, topic, recordName, schema);
+
+    // Apart from IdOf so that its lambda's captures are allocated on the first record only, not on
+    // every one (a lambda capturing parameters allocates at the entry of the method it is in).
+    private int FirstIdOf(Type type, string topic, string recordName, string schema) =>
+        _ids.GetOrAdd((type, topic), _ => Register(topic, recordName, schema));
 
     /// <summary>The writer's schema of a record's id; a <see cref="Wire.SchemaWireFormatException"/>
     /// at bytes 1-4 when the id names a schema of another type.</summary>
-    public TWriterSchema WriterSchema(int id) => _writers.TryGetValue(id, out var known) ? known : _writers.GetOrAdd(id, i =>
+    public TWriterSchema WriterSchema(int id) => _writers.TryGetValue(id, out var known) ? known : _writers.GetOrAdd(id, FetchWriterSchema);
+
+    private TWriterSchema FetchWriterSchema(int i)
     {
         var stored = Wait(registry.GetByIdAsync(i));
         if (!string.Equals(stored.SchemaType, schemaType, StringComparison.OrdinalIgnoreCase))
             throw new Wire.SchemaWireFormatException($"bytes 1-4: schema id {i} is a {stored.SchemaType} schema, not {schemaType}", 1);
         return parseWriterSchema(i, stored, Referenced);
-    });
+    }
 
     /// <summary>A referenced schema, looked up once per writer schema that names it (those are cached).</summary>
     private StoredSchema Referenced(SchemaReference reference)
